@@ -1,0 +1,2 @@
+//! ledgerline-baseline (being built).
+#![deny(missing_docs)]

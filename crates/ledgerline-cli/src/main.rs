@@ -1,0 +1,2 @@
+//! The ledgerline command-line program.
+fn main() {}

@@ -1,0 +1,284 @@
+//! Record batches: a chunk of records as read, the unit of work handed from
+//! readers to validation.
+//!
+//! A batch stores every field's bytes back to back in one buffer, so a chunk
+//! of thousands of records costs a handful of allocations, and a batch can be
+//! cleared and refilled without allocating at all.
+
+/// What kind of value a field holds. CSV fields are always [`CellKind::Text`];
+/// Excel cells carry their kind, with the text written as SPEC §6 and §9 say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CellKind {
+    /// Text (every CSV field), or an empty cell.
+    #[default]
+    Text,
+    /// An Excel number; the text is its 15-significant-digit form (SPEC §6).
+    Number,
+    /// An Excel boolean; the text is `true` or `false`.
+    Bool,
+    /// An Excel date cell; the text is `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS`.
+    Date,
+    /// An Excel error cell; the text is the error as Excel shows it (`#N/A`).
+    Error,
+}
+
+/// How a record was read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RecordStatus {
+    /// Read normally.
+    #[default]
+    Ok,
+    /// The record holds an invalid byte sequence for its encoding.
+    InvalidEncoding,
+    /// A quoted field was still open at end of file; nothing follows.
+    UnterminatedQuote,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RecordMeta {
+    row: u64,
+    fields_end: u32,
+    status: RecordStatus,
+}
+
+/// A chunk of records: fields as bytes, with the row number and read status
+/// of every record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordBatch {
+    data: Vec<u8>,
+    /// End offset in `data` of each field.
+    ends: Vec<u32>,
+    /// Kind of each field; empty when every field is text.
+    kinds: Vec<CellKind>,
+    records: Vec<RecordMeta>,
+}
+
+impl RecordBatch {
+    /// An empty batch.
+    pub fn new() -> RecordBatch {
+        RecordBatch::default()
+    }
+
+    /// An empty batch with room for `records` records of `fields` fields
+    /// holding `bytes` bytes in all.
+    pub fn with_capacity(records: usize, fields: usize, bytes: usize) -> RecordBatch {
+        RecordBatch {
+            data: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(records * fields),
+            kinds: Vec::new(),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    /// Removes every record, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+        self.kinds.clear();
+        self.records.clear();
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Bytes of field data held.
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Appends a text field to the record being built.
+    #[inline]
+    pub fn push_field(&mut self, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+        self.ends.push(self.data.len() as u32);
+        if !self.kinds.is_empty() {
+            self.kinds.push(CellKind::Text);
+        }
+    }
+
+    /// Appends a field of the given kind to the record being built.
+    pub fn push_cell(&mut self, kind: CellKind, bytes: &[u8]) {
+        if kind != CellKind::Text && self.kinds.len() < self.ends.len() {
+            // The first non-text cell: give every earlier field its kind.
+            self.kinds.resize(self.ends.len(), CellKind::Text);
+        }
+        self.data.extend_from_slice(bytes);
+        self.ends.push(self.data.len() as u32);
+        if !self.kinds.is_empty() || kind != CellKind::Text {
+            self.kinds.push(kind);
+        }
+    }
+
+    /// Ends the record being built: the fields pushed since the last call
+    /// belong to it.
+    #[inline]
+    pub fn finish_record(&mut self, row: u64, status: RecordStatus) {
+        self.records.push(RecordMeta {
+            row,
+            fields_end: self.ends.len() as u32,
+            status,
+        });
+    }
+
+    /// Discards fields pushed since the last [`RecordBatch::finish_record`].
+    pub fn discard_partial(&mut self) {
+        let fields_end = self.records.last().map_or(0, |r| r.fields_end as usize);
+        let data_end = fields_end.checked_sub(1).map_or(0, |i| self.ends[i] as usize);
+        self.ends.truncate(fields_end);
+        self.kinds.truncate(fields_end.min(self.kinds.len()));
+        self.data.truncate(data_end);
+    }
+
+    /// The `i`-th record. Panics when `i >= len()`, like slice indexing.
+    #[inline]
+    pub fn record(&self, i: usize) -> Record<'_> {
+        let meta = self.records[i];
+        let start = if i == 0 {
+            0
+        } else {
+            self.records[i - 1].fields_end as usize
+        };
+        Record {
+            batch: self,
+            start,
+            end: meta.fields_end as usize,
+            row: meta.row,
+            status: meta.status,
+        }
+    }
+
+    /// Iterates over the records in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Record<'_>> + '_ {
+        (0..self.len()).map(move |i| self.record(i))
+    }
+
+    /// Moves the records `at..` into a new batch, leaving `..at` here.
+    pub fn split_off(&mut self, at: usize) -> RecordBatch {
+        let mut tail = RecordBatch::new();
+        for i in at..self.len() {
+            let r = self.record(i);
+            for j in 0..r.len() {
+                let (kind, bytes) = r.cell(j);
+                tail.push_cell(kind, bytes);
+            }
+            tail.finish_record(r.row(), r.status());
+        }
+        self.records.truncate(at);
+        self.discard_partial();
+        tail
+    }
+}
+
+/// One record of a [`RecordBatch`].
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a> {
+    batch: &'a RecordBatch,
+    start: usize,
+    end: usize,
+    row: u64,
+    status: RecordStatus,
+}
+
+impl<'a> Record<'a> {
+    /// The row number (SPEC §3).
+    #[inline]
+    pub fn row(&self) -> u64 {
+        self.row
+    }
+
+    /// How the record was read.
+    #[inline]
+    pub fn status(&self) -> RecordStatus {
+        self.status
+    }
+
+    /// The number of fields.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether the record has no field.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
+    /// The bytes of field `j` (empty when `j` is out of range).
+    #[inline]
+    pub fn field(&self, j: usize) -> &'a [u8] {
+        let k = self.start + j;
+        if k >= self.end {
+            return &[];
+        }
+        let from = if k == 0 {
+            0
+        } else {
+            self.batch.ends[k - 1] as usize
+        };
+        &self.batch.data[from..self.batch.ends[k] as usize]
+    }
+
+    /// The kind of field `j`.
+    #[inline]
+    pub fn kind(&self, j: usize) -> CellKind {
+        self.batch
+            .kinds
+            .get(self.start + j)
+            .copied()
+            .filter(|_| j < self.len())
+            .unwrap_or_default()
+    }
+
+    /// The kind and bytes of field `j`.
+    #[inline]
+    pub fn cell(&self, j: usize) -> (CellKind, &'a [u8]) {
+        (self.kind(j), self.field(j))
+    }
+
+    /// Iterates over the fields' bytes.
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        let r = *self;
+        (0..r.len()).map(move |j| r.field(j))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_and_read_back() {
+        let mut b = RecordBatch::new();
+        b.push_field(b"a");
+        b.push_field(b"");
+        b.finish_record(1, RecordStatus::Ok);
+        b.push_field(b"xyz");
+        b.push_cell(CellKind::Number, b"1.5");
+        b.finish_record(3, RecordStatus::InvalidEncoding);
+        b.push_field(b"partial");
+        b.discard_partial();
+        assert_eq!(b.len(), 2);
+        let r0 = b.record(0);
+        assert_eq!((r0.row(), r0.len()), (1, 2));
+        assert_eq!(r0.fields().collect::<Vec<_>>(), vec![&b"a"[..], b""]);
+        assert_eq!(r0.kind(0), CellKind::Text);
+        let r1 = b.record(1);
+        assert_eq!(r1.status(), RecordStatus::InvalidEncoding);
+        assert_eq!(r1.cell(1), (CellKind::Number, &b"1.5"[..]));
+        assert_eq!(r1.field(7), b"");
+        let tail = b.split_off(1);
+        assert_eq!(b.len(), 1);
+        assert_eq!(tail.len(), 1);
+        assert_eq!(tail.record(0).cell(1), (CellKind::Number, &b"1.5"[..]));
+        assert_eq!(tail.record(0).row(), 3);
+        assert_eq!(b.data_len(), 1);
+    }
+}

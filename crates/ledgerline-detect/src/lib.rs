@@ -1,0 +1,2 @@
+//! ledgerline-detect (being built).
+#![deny(missing_docs)]

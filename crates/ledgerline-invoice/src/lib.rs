@@ -1,0 +1,2 @@
+//! ledgerline-invoice (being built).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! ledgerline-read (being built).
+#![deny(missing_docs)]
