@@ -1,2 +1,233 @@
-//! The ledgerline command-line program.
-fn main() {}
+//! The `ledgerline` command-line program (SPEC §9).
+//!
+//! - `ledgerline process FILE [--json] [settings]` — validate and total a
+//!   file; exit 0 when no row is invalid, 1 when some are, 2 on a file or
+//!   usage error.
+//! - `ledgerline rows FILE` — every record as read, as JSON Lines.
+
+mod human;
+mod rows;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ledgerline_baseline::StandardProcessor;
+use ledgerline_core::{FileError, FileProcessor, Report, Settings};
+
+/// Fast, exact, bounded-memory processing of invoice files.
+#[derive(Debug, Parser)]
+#[command(name = "ledgerline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate and total an invoice file; a human summary, or the SPEC §8
+    /// report with --json.
+    Process(ProcessArgs),
+    /// Print every record as read, one JSON array of strings per line.
+    Rows(RowsArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProcessArgs {
+    /// The invoice file (CSV, gzip, xlsx, xlsm, xlsb, xls, ods).
+    file: PathBuf,
+    /// Print the JSON report instead of the human summary.
+    #[arg(long)]
+    json: bool,
+    /// Which processor runs: standard or optimized.
+    #[arg(long, value_name = "NAME")]
+    processor: Option<String>,
+    #[command(flatten)]
+    settings: SettingArgs,
+}
+
+/// Settings flags; every value is checked by `Settings::apply`, so a bad one
+/// is the `invalid_settings` report rather than a usage error.
+#[derive(Debug, Args)]
+struct SettingArgs {
+    /// Worker threads (optimized processor).
+    #[arg(long, value_name = "N")]
+    workers: Option<String>,
+    /// Rows per chunk.
+    #[arg(long, value_name = "N")]
+    chunk_size: Option<String>,
+    /// Memory threshold in megabytes.
+    #[arg(long, value_name = "MB")]
+    memory_threshold: Option<String>,
+    /// Optimization level 1, 2 or 3.
+    #[arg(long, value_name = "1|2|3")]
+    level: Option<String>,
+    /// dmy, mdy or auto.
+    #[arg(long, value_name = "ORDER")]
+    date_order: Option<String>,
+    /// . or ,
+    #[arg(long, value_name = "SEP")]
+    decimal_separator: Option<String>,
+    /// Currency of rows whose currency is empty.
+    #[arg(long, value_name = "CODE")]
+    default_currency: Option<String>,
+    /// , ; | or tab.
+    #[arg(long, value_name = "C")]
+    delimiter: Option<String>,
+    /// Text encoding label (e.g. utf-8, windows-1252, utf-16le).
+    #[arg(long, value_name = "LABEL")]
+    encoding: Option<String>,
+    /// Excel sheet to read.
+    #[arg(long, value_name = "NAME")]
+    sheet: Option<String>,
+    /// Row errors to list in the report.
+    #[arg(long, value_name = "N")]
+    max_errors: Option<String>,
+    /// Values that count as empty, comma-separated.
+    #[arg(long, value_name = "A,B,…")]
+    null_values: Option<String>,
+    /// line_total tolerance (an amount).
+    #[arg(long, value_name = "AMOUNT")]
+    tolerance: Option<String>,
+    /// Column mapping field=Header (repeatable).
+    #[arg(long = "map", value_name = "FIELD=HEADER")]
+    map: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RowsArgs {
+    /// The file to read.
+    file: PathBuf,
+    /// Excel sheet to read.
+    #[arg(long, value_name = "NAME")]
+    sheet: Option<String>,
+    /// , ; | or tab.
+    #[arg(long, value_name = "C")]
+    delimiter: Option<String>,
+    /// Text encoding label.
+    #[arg(long, value_name = "LABEL")]
+    encoding: Option<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Process(args) => process(args),
+        Command::Rows(args) => rows::run(&args.file, |s| {
+            apply_all(s, [("sheet", &args.sheet), ("delimiter", &args.delimiter), ("encoding", &args.encoding)])
+        }),
+    };
+    std::process::exit(code);
+}
+
+fn apply_all<'a>(
+    settings: &mut Settings,
+    values: impl IntoIterator<Item = (&'a str, &'a Option<String>)>,
+) -> Result<(), FileError> {
+    for (name, value) in values {
+        if let Some(v) = value {
+            settings.apply(name, v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Settings: defaults, then environment, then flags (flags win).
+fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
+    let mut s = Settings::from_env()?;
+    apply_all(
+        &mut s,
+        [
+            ("workers", &args.workers),
+            ("chunk_size", &args.chunk_size),
+            ("memory_threshold", &args.memory_threshold),
+            ("level", &args.level),
+            ("date_order", &args.date_order),
+            ("decimal_separator", &args.decimal_separator),
+            ("default_currency", &args.default_currency),
+            ("delimiter", &args.delimiter),
+            ("encoding", &args.encoding),
+            ("sheet", &args.sheet),
+            ("max_errors", &args.max_errors),
+            ("null_values", &args.null_values),
+            ("tolerance", &args.tolerance),
+        ],
+    )?;
+    for m in &args.map {
+        s.apply("map", m)?;
+    }
+    Ok(s)
+}
+
+fn processor_for(name: Option<&str>, settings: Settings) -> Result<Box<dyn FileProcessor>, FileError> {
+    match name.unwrap_or("standard") {
+        "standard" => Ok(Box::new(StandardProcessor::new(settings))),
+        other => Err(FileError::settings(format!(
+            "processor: expected standard or optimized, got {other:?}"
+        ))),
+    }
+}
+
+fn process(args: ProcessArgs) -> i32 {
+    let result = settings_from(&args.settings)
+        .and_then(|s| processor_for(args.processor.as_deref(), s))
+        .and_then(|p| run_with_progress(p.as_ref(), &args.file));
+    match (result, args.json) {
+        (Ok(report), true) => {
+            print_json(&serde_json::to_value(&report).unwrap_or_default());
+            report.exit_status()
+        }
+        (Ok(report), false) => {
+            print_stdout(&human::summary(&args.file, &report));
+            report.exit_status()
+        }
+        (Err(e), true) => {
+            print_json(&e.to_report_json());
+            2
+        }
+        (Err(e), false) => {
+            eprintln!("ledgerline: {}: {}", e.code, e.message);
+            2
+        }
+    }
+}
+
+/// Runs the processor, with a progress spinner on stderr when it is a
+/// terminal and the file takes more than a moment.
+fn run_with_progress(processor: &dyn FileProcessor, path: &Path) -> Result<Report, FileError> {
+    if !std::io::stderr().is_terminal() {
+        return processor.process_file(path);
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    bar.set_message(format!("processing {}", path.display()));
+    let shown = Arc::new(bar);
+    let ticker = {
+        let bar = Arc::clone(&shown);
+        std::thread::spawn(move || {
+            // Show the spinner only for files that take more than a moment.
+            std::thread::sleep(Duration::from_millis(400));
+            if !bar.is_finished() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.enable_steady_tick(Duration::from_millis(100));
+            }
+        })
+    };
+    let result = processor.process_file(path);
+    shown.finish_and_clear();
+    let _ = ticker.join();
+    result
+}
+
+fn print_json(value: &serde_json::Value) {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    print_stdout(&format!("{text}\n"));
+}
+
+fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}

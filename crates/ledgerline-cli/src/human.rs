@@ -1,0 +1,66 @@
+//! The human summary of a report.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use ledgerline_core::Report;
+
+/// Errors shown in the summary; `--json` lists them all.
+const SHOWN_ERRORS: usize = 10;
+
+/// A readable summary: counts, totals per currency, the first errors with
+/// row and column, elapsed time and rows/s.
+pub fn summary(path: &Path, r: &Report) -> String {
+    let mut s = String::new();
+    let src = &r.source;
+    let mut how = vec![src.format.clone()];
+    how.extend(src.compression.clone());
+    how.extend(src.sheet.as_ref().map(|n| format!("sheet {n:?}")));
+    how.extend(src.encoding.clone());
+    how.extend(src.delimiter.as_ref().map(|d| format!("delimiter {d:?}")));
+    how.push(format!("dates {}", src.date_order));
+    let _ = writeln!(s, "{} ({})", path.display(), how.join(", "));
+    let rows = &r.rows;
+    let _ = writeln!(
+        s,
+        "rows: {} valid, {} invalid, {} blank ({} total)  invoices: {}",
+        rows.valid, rows.invalid, rows.blank, rows.total, r.invoices
+    );
+    if !r.totals.is_empty() {
+        let _ = writeln!(s, "\n{:<8} {:>8} {:>9} {:>20} {:>20} {:>20}", "currency", "lines", "invoices", "net", "tax", "gross");
+        for t in &r.totals {
+            let _ = writeln!(
+                s,
+                "{:<8} {:>8} {:>9} {:>20} {:>20} {:>20}",
+                t.currency, t.lines, t.invoices, t.net, t.tax, t.gross
+            );
+        }
+    }
+    if !r.error_counts.is_empty() {
+        let counts: Vec<String> = r.error_counts.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let _ = writeln!(s, "\nerrors: {}", counts.join(", "));
+        for e in r.errors.iter().take(SHOWN_ERRORS) {
+            let column = e.column.unwrap_or("-");
+            let value = e.value.as_deref().map(|v| format!(" {v:?}")).unwrap_or_default();
+            let _ = writeln!(s, "  row {:>7}  {:<13} {:<22}{}  {}", e.row, column, e.code.as_str(), value, e.message);
+        }
+        let listed = r.errors.len().min(SHOWN_ERRORS);
+        let total: u64 = r.error_counts.values().sum();
+        if total > listed as u64 {
+            let _ = writeln!(s, "  … {} more (use --json for the full list)", total - listed as u64);
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {}", w.message);
+    }
+    let m = &r.metrics;
+    let _ = writeln!(
+        s,
+        "\n{} processor: {:.3} s, {:.0} rows/s, {:.1} MB/s",
+        m.processor,
+        m.elapsed_seconds,
+        m.rows_per_second,
+        m.bytes_per_second / 1e6
+    );
+    s
+}

@@ -1,0 +1,185 @@
+//! Resolved settings: everything validation needs, checked once before any
+//! file is read.
+
+use ledgerline_core::{DateOrder, DecimalSeparator, Field, FileError, Settings};
+
+use crate::currency::{self, Currency};
+use crate::decimal::{parse_decimal, Decimal};
+use crate::header::normalize;
+
+/// The settings of a run, parsed and checked: the invoice rules of SPEC §2–§7.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    /// The decimal separator of text numbers.
+    pub decimal_separator: DecimalSeparator,
+    /// The date order setting (may be [`DateOrder::Auto`]).
+    pub date_order: DateOrder,
+    /// The currency of rows whose currency is empty.
+    pub default_currency: Option<Currency>,
+    /// The `line_total` tolerance; `None` means one minor unit.
+    pub tolerance: Option<Decimal>,
+    /// How many row errors the report lists.
+    pub max_errors: usize,
+    /// Explicit column mapping: field → normalized header name.
+    pub column_map: Vec<(Field, String)>,
+    /// Null tokens, lower-cased, ASCII ones apart for a fast comparison.
+    null_ascii: Vec<Vec<u8>>,
+    null_other: Vec<String>,
+    /// The shortest and longest null token in bytes, to skip most values
+    /// with one comparison.
+    null_len: (usize, usize),
+}
+
+impl Rules {
+    /// Checks and resolves `settings` (SPEC §10): a bad value is the file
+    /// error `invalid_settings`, reported before any file is read.
+    pub fn new(settings: &Settings) -> Result<Rules, FileError> {
+        let default_currency = match &settings.default_currency {
+            None => None,
+            Some(code) => Some(currency::lookup(code).ok_or_else(|| {
+                FileError::settings(format!(
+                    "default_currency: {code:?} is not a code of the ISO 4217 table"
+                ))
+            })?),
+        };
+        let tolerance = match &settings.line_total_tolerance {
+            None => None,
+            Some(text) => {
+                let t = parse_decimal(text.trim().as_bytes(), DecimalSeparator::Dot)
+                    .filter(|t| !t.is_negative())
+                    .ok_or_else(|| {
+                        FileError::settings(format!(
+                            "tolerance: expected a . decimal >= 0, got {text:?}"
+                        ))
+                    })?;
+                Some(t)
+            }
+        };
+        let mut null_ascii = Vec::new();
+        let mut null_other = Vec::new();
+        for token in &settings.null_values {
+            let token = token.trim();
+            if token.is_empty() {
+                continue;
+            }
+            if token.is_ascii() {
+                null_ascii.push(token.to_ascii_lowercase().into_bytes());
+            } else {
+                null_other.push(token.to_lowercase());
+            }
+        }
+        let lens = null_ascii.iter().map(Vec::len);
+        let null_len = if null_other.is_empty() {
+            (lens.clone().min().unwrap_or(usize::MAX), lens.max().unwrap_or(0))
+        } else {
+            (0, usize::MAX)
+        };
+        Ok(Rules {
+            decimal_separator: settings.decimal_separator,
+            date_order: settings.date_order,
+            default_currency,
+            tolerance,
+            max_errors: settings.max_errors,
+            column_map: settings
+                .column_map
+                .iter()
+                .map(|(f, name)| (*f, normalize(name)))
+                .collect(),
+            null_ascii,
+            null_other,
+            null_len,
+        })
+    }
+
+    /// Whether a trimmed value is one of the null tokens (ignoring case).
+    #[inline]
+    pub fn is_null(&self, value: &str) -> bool {
+        let len = value.len();
+        if len < self.null_len.0 || len > self.null_len.1 {
+            return false;
+        }
+        let bytes = value.as_bytes();
+        if self.null_ascii.iter().any(|t| t.eq_ignore_ascii_case(bytes)) {
+            return true;
+        }
+        !self.null_other.is_empty() && {
+            let lower = value.to_lowercase();
+            self.null_other.iter().any(|t| *t == lower)
+        }
+    }
+
+    /// Whether a value is empty after trimming or a null token: the test of
+    /// empty fields and blank rows (SPEC §3).
+    #[inline]
+    pub fn is_empty_value(&self, raw: &[u8]) -> bool {
+        let t = trim_bytes(raw);
+        t.is_empty() || std::str::from_utf8(t).is_ok_and(|s| self.is_null(s))
+    }
+}
+
+/// Trims Unicode white space (the White_Space property) from both ends;
+/// ASCII is handled without decoding.
+#[inline]
+pub fn trim_bytes(raw: &[u8]) -> &[u8] {
+    let is_space = |b: u8| matches!(b, b'\t'..=b'\r' | b' ');
+    let mut start = 0;
+    let mut end = raw.len();
+    while start < end && is_space(raw[start]) {
+        start += 1;
+    }
+    while end > start && is_space(raw[end - 1]) {
+        end -= 1;
+    }
+    let t = &raw[start..end];
+    let non_ascii_edge = t.first().is_some_and(|b| *b >= 0x80) || t.last().is_some_and(|b| *b >= 0x80);
+    if non_ascii_edge {
+        if let Ok(s) = std::str::from_utf8(t) {
+            return s.trim().as_bytes();
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_tokens_ignore_case() {
+        let rules = Rules::new(&Settings::default()).unwrap();
+        for v in ["NA", "na", "n/a", "#N/A", "null", "NONE", "nan"] {
+            assert!(rules.is_null(v), "{v}");
+        }
+        for v in ["", "N", "NAN1", "0", "nil"] {
+            assert!(!rules.is_null(v), "{v}");
+        }
+        assert!(rules.is_empty_value(b"  n/a \t"));
+        assert!(rules.is_empty_value(" \u{a0}\u{2003}".as_bytes()));
+        assert!(!rules.is_empty_value(b" x "));
+    }
+
+    #[test]
+    fn trims_unicode_white_space() {
+        assert_eq!(trim_bytes(b"  a b \r\n"), b"a b");
+        assert_eq!(trim_bytes("\u{a0}x\u{3000}".as_bytes()), b"x");
+        assert_eq!(trim_bytes(b"\x0b\x0cq\x0b"), b"q");
+        // U+200B ZERO WIDTH SPACE is not White_Space.
+        assert_eq!(trim_bytes("\u{200b}".as_bytes()), "\u{200b}".as_bytes());
+    }
+
+    #[test]
+    fn settings_checked() {
+        let mut s = Settings::default();
+        s.apply("default_currency", "xyz").unwrap();
+        assert!(Rules::new(&s).is_err());
+        s.apply("default_currency", "eur").unwrap();
+        let r = Rules::new(&s).unwrap();
+        assert_eq!(r.default_currency.map(|c| c.code().to_string()).as_deref(), Some("EUR"));
+        let mut s = Settings::default();
+        s.apply("null_values", "-,Ünknown").unwrap();
+        let r = Rules::new(&s).unwrap();
+        assert!(r.is_null("ünknown"));
+        assert!(r.is_null("-"));
+        assert!(!r.is_null("NA"));
+    }
+}

@@ -1,0 +1,438 @@
+//! Row checks of SPEC §3–§4 over one chunk of records.
+//!
+//! [`Validator::validate`] turns a [`RecordBatch`] into a [`ChunkResult`]:
+//! every row check except the cross-row `invoice_inconsistent`, which needs
+//! the rows of earlier chunks and is decided when chunk results are merged
+//! in chunk order ([`crate::merge::Merger`]). Chunks are independent, so
+//! they can be validated on any thread in any order.
+
+use ledgerline_core::{CellKind, DateOrder, ErrorCode, Field, Record, RecordBatch, RecordStatus, RowError};
+
+use crate::columns::{is_required, Columns};
+use crate::currency::{self, Currency};
+use crate::date::{excel_serial_date, parse_date, Date};
+use crate::decimal::{exceeds_tolerance, line_amounts, parse_decimal, round_to_minor, Decimal};
+use crate::rules::{trim_bytes, Rules};
+use ledgerline_core::DecimalSeparator;
+
+/// The longest `invoice_id`, in code points.
+const MAX_INVOICE_ID: usize = 64;
+/// Error values are cut to this many code points.
+const MAX_VALUE_CHARS: usize = 100;
+
+/// Validates chunks of one file: the rules, the columns and the date order
+/// decided for that file.
+#[derive(Clone, Debug)]
+pub struct Validator<'a> {
+    rules: &'a Rules,
+    columns: &'a Columns,
+    order: DateOrder,
+    date1904: bool,
+    check_field_count: bool,
+}
+
+/// A row that passed every check of its own: a candidate for the aggregates,
+/// pending the cross-row `invoice_inconsistent` check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The row number.
+    pub row: u64,
+    /// Where `invoice_id`, `customer_id`, the currency text and the
+    /// invoice date text lie in [`ChunkResult::text`].
+    pub spans: [(u32, u32); 4],
+    /// The row's currency (the default currency when its cell was empty).
+    pub currency: Currency,
+    /// The invoice date.
+    pub date: Date,
+    /// round(quantity × unit_price), in minor units.
+    pub net: i128,
+    /// round(quantity × unit_price × tax_rate), in minor units.
+    pub tax: i128,
+    /// round(line_total, or expected when absent), in minor units.
+    pub gross: i128,
+}
+
+/// The result of validating one chunk, to be merged in chunk order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChunkResult {
+    /// Blank rows.
+    pub blank: u64,
+    /// Rows with at least one error of their own.
+    pub invalid: u64,
+    /// Errors by code, indexed like [`ErrorCode::ALL`].
+    pub error_counts: [u64; ErrorCode::ALL.len()],
+    /// The first `max_errors` errors of the chunk, by row, then in the order
+    /// of SPEC §4.
+    pub errors: Vec<RowError>,
+    /// Error-free rows, in row order.
+    pub candidates: Vec<Candidate>,
+    /// Text the candidates' spans point into.
+    pub text: String,
+}
+
+impl ChunkResult {
+    /// The text of span `k` of `candidate`.
+    pub fn span(&self, candidate: &Candidate, k: usize) -> &str {
+        let (a, b) = candidate.spans[k];
+        self.text.get(a as usize..b as usize).unwrap_or("")
+    }
+}
+
+/// One field's trimmed value and kind.
+#[derive(Clone, Copy)]
+struct Value<'r> {
+    kind: CellKind,
+    text: &'r str,
+    empty: bool,
+}
+
+impl<'a> Validator<'a> {
+    /// A validator for a file whose header gave `columns`; `order` is the
+    /// resolved date order (`Dmy` or `Mdy`); `date1904` is the workbook's
+    /// date system; `check_field_count` is true for CSV (`ragged_row`).
+    pub fn new(
+        rules: &'a Rules,
+        columns: &'a Columns,
+        order: DateOrder,
+        date1904: bool,
+        check_field_count: bool,
+    ) -> Validator<'a> {
+        Validator {
+            rules,
+            columns,
+            order,
+            date1904,
+            check_field_count,
+        }
+    }
+
+    /// Validates every record of `batch`.
+    pub fn validate(&self, batch: &RecordBatch) -> ChunkResult {
+        let mut out = ChunkResult {
+            candidates: Vec::with_capacity(batch.len()),
+            ..ChunkResult::default()
+        };
+        let mut row_errors: Vec<RowError> = Vec::new();
+        for record in batch.iter() {
+            row_errors.clear();
+            match self.check_record(&record, &mut row_errors, &mut out) {
+                Outcome::Blank => out.blank += 1,
+                Outcome::Valid => {}
+                Outcome::Invalid => {
+                    out.invalid += 1;
+                    for e in row_errors.drain(..) {
+                        out.error_counts[code_index(e.code)] += 1;
+                        if out.errors.len() < self.rules.max_errors {
+                            out.errors.push(e);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn value<'r>(&self, record: &Record<'r>, field: Field) -> Option<Value<'r>> {
+        let j = self.columns.get(field)?;
+        let (kind, raw) = record.cell(j);
+        let t = trim_bytes(raw);
+        // Records reaching field checks are valid UTF-8 (mis-encoded records
+        // are rejected first); fall back to empty text defensively.
+        let text = std::str::from_utf8(t).unwrap_or("");
+        let empty = text.is_empty() || self.rules.is_null(text);
+        Some(Value { kind, text, empty })
+    }
+
+    fn is_blank(&self, record: &Record<'_>) -> bool {
+        record.fields().all(|f| self.rules.is_empty_value(f))
+    }
+
+    fn check_record(&self, record: &Record<'_>, errors: &mut Vec<RowError>, out: &mut ChunkResult) -> Outcome {
+        let row = record.row();
+        match record.status() {
+            RecordStatus::UnterminatedQuote => {
+                errors.push(whole_record(row, ErrorCode::UnterminatedQuote, "a quoted field is still open at the end of the file; nothing after it was read"));
+                return Outcome::Invalid;
+            }
+            RecordStatus::InvalidEncoding => {
+                errors.push(whole_record(row, ErrorCode::InvalidEncoding, "the record holds a byte sequence that is invalid in the file's encoding"));
+                return Outcome::Invalid;
+            }
+            RecordStatus::Ok => {}
+        }
+        if self.is_blank(record) {
+            return Outcome::Blank;
+        }
+        if self.check_field_count && record.len() != self.columns.header_len() {
+            errors.push(whole_record(
+                row,
+                ErrorCode::RaggedRow,
+                &format!("the record has {} fields, the header {}", record.len(), self.columns.header_len()),
+            ));
+            return Outcome::Invalid;
+        }
+        let mut err = |field: Field, code: ErrorCode, value: &str, message: String| {
+            errors.push(RowError {
+                row,
+                column: Some(field.name()),
+                code,
+                value: Some(cut(value)),
+                message,
+            });
+        };
+
+        // invoice_id
+        let id = self.value(record, Field::InvoiceId);
+        if let Some(v) = id {
+            if !self.cell_error(v, Field::InvoiceId, &mut err) && !self.missing(v, Field::InvoiceId, &mut err) && v.text.chars().count() > MAX_INVOICE_ID {
+                err(Field::InvoiceId, ErrorCode::ValueTooLong, v.text, format!("invoice_id is longer than {MAX_INVOICE_ID} characters"));
+            }
+        }
+        // invoice_date, due_date
+        let issue = self.date_field(record, Field::InvoiceDate, &mut err);
+        let due = self.date_field(record, Field::DueDate, &mut err);
+        // customer_id
+        let customer = self.value(record, Field::CustomerId);
+        if let Some(v) = customer {
+            let _ = self.cell_error(v, Field::CustomerId, &mut err) || self.missing(v, Field::CustomerId, &mut err);
+        }
+        // quantity
+        let quantity = self.decimal_field(record, Field::Quantity, &mut err).and_then(|(q, v)| {
+            if q.is_zero() {
+                err(Field::Quantity, ErrorCode::ZeroQuantity, v.text, "quantity is zero".to_string());
+                None
+            } else {
+                Some(q)
+            }
+        });
+        // unit_price
+        let price = self.decimal_field(record, Field::UnitPrice, &mut err).and_then(|(p, v)| {
+            if p.is_negative() {
+                err(Field::UnitPrice, ErrorCode::NegativePrice, v.text, "unit_price is below zero".to_string());
+                None
+            } else {
+                Some(p)
+            }
+        });
+        // tax_rate: empty means 0, a trailing % means percent.
+        let tax = self.tax_rate(record, &mut err);
+        // line_total: optional.
+        let line_total = self.decimal_field(record, Field::LineTotal, &mut err);
+        // currency
+        let currency = self.currency(record, &mut err);
+
+        // line_total_mismatch: when quantity, unit_price, tax_rate and a
+        // present line_total have no error.
+        let mut expected = None;
+        if let (Some(q), Some(p), Some(t)) = (quantity, price, tax) {
+            let minor = currency.map_or(2, |c| c.minor_units());
+            let amounts = line_amounts(q, p, t, minor);
+            if let Some((lt, v)) = line_total {
+                let tolerance = self.rules.tolerance.unwrap_or(Decimal { mantissa: 1, scale: minor });
+                if exceeds_tolerance(lt, amounts.expected, minor, tolerance) {
+                    err(Field::LineTotal, ErrorCode::LineTotalMismatch, v.text, format!("line_total differs from quantity × unit_price × (1 + tax_rate) = {} by more than the tolerance", crate::decimal::format_minor(amounts.expected.into(), minor)));
+                }
+            }
+            expected = Some(amounts);
+        }
+        // due_before_issue
+        if let (Some((issue, _)), Some((due, dv))) = (issue, due) {
+            if due < issue {
+                err(Field::DueDate, ErrorCode::DueBeforeIssue, dv.text, "due_date is earlier than invoice_date".to_string());
+            }
+        }
+
+        if !errors.is_empty() {
+            return Outcome::Invalid;
+        }
+        // Error-free: every required value is present and parsed.
+        let (Some(amounts), Some(currency), Some((date, date_value)), Some(idv), Some(cv)) =
+            (expected, currency, issue, id, customer)
+        else {
+            return Outcome::Invalid;
+        };
+        let minor = currency.minor_units();
+        let gross = match line_total {
+            Some((lt, _)) => round_to_minor(lt, minor),
+            None => amounts.expected,
+        };
+        let currency_text = self.value(record, Field::Currency).map_or("", |v| v.text);
+        let mut spans = [(0u32, 0u32); 4];
+        for (k, s) in [idv.text, cv.text, currency_text, date_value.text].into_iter().enumerate() {
+            let a = out.text.len() as u32;
+            out.text.push_str(s);
+            spans[k] = (a, out.text.len() as u32);
+        }
+        out.candidates.push(Candidate {
+            row,
+            spans,
+            currency,
+            date,
+            net: amounts.net,
+            tax: amounts.tax,
+            gross,
+        });
+        Outcome::Valid
+    }
+
+    /// `cell_error` for an Excel error cell; true when reported.
+    fn cell_error(&self, v: Value<'_>, field: Field, err: &mut impl FnMut(Field, ErrorCode, &str, String)) -> bool {
+        if v.kind == CellKind::Error {
+            err(field, ErrorCode::CellError, v.text, format!("{} holds the error cell {}", field.name(), v.text));
+            return true;
+        }
+        false
+    }
+
+    /// `missing_value` for an empty required field; true when reported.
+    fn missing(&self, v: Value<'_>, field: Field, err: &mut impl FnMut(Field, ErrorCode, &str, String)) -> bool {
+        if v.empty && is_required(field, self.rules) {
+            err(field, ErrorCode::MissingValue, v.text, format!("{} is required", field.name()));
+            return true;
+        }
+        false
+    }
+
+    fn date_field<'r>(
+        &self,
+        record: &Record<'r>,
+        field: Field,
+        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+    ) -> Option<(Date, Value<'r>)> {
+        let v = self.value(record, field)?;
+        if self.cell_error(v, field, err) || self.missing(v, field, err) || v.empty {
+            return None;
+        }
+        let date = match v.kind {
+            CellKind::Number => parse_decimal(v.text.as_bytes(), DecimalSeparator::Dot)
+                .and_then(|serial| excel_serial_date(serial, self.date1904)),
+            CellKind::Date | CellKind::Text => parse_date(v.text.as_bytes(), self.order),
+            CellKind::Bool | CellKind::Error => None,
+        };
+        match date {
+            Some(d) => Some((d, v)),
+            None => {
+                err(field, ErrorCode::InvalidDate, v.text, format!("{} is not a date", field.name()));
+                None
+            }
+        }
+    }
+
+    /// Parses a decimal field; `None` when unmapped, empty, or in error
+    /// (errors reported).
+    fn decimal_field<'r>(
+        &self,
+        record: &Record<'r>,
+        field: Field,
+        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+    ) -> Option<(Decimal, Value<'r>)> {
+        let v = self.value(record, field)?;
+        if self.cell_error(v, field, err) || self.missing(v, field, err) || v.empty {
+            return None;
+        }
+        match self.parse_number(v, v.text) {
+            Some(d) => Some((d, v)),
+            None => {
+                err(field, ErrorCode::InvalidDecimal, v.text, format!("{} is not a decimal", field.name()));
+                None
+            }
+        }
+    }
+
+    /// A decimal from a text or number cell: Excel numbers are always `.`
+    /// decimals; booleans and dates are not numbers.
+    fn parse_number(&self, v: Value<'_>, text: &str) -> Option<Decimal> {
+        match v.kind {
+            CellKind::Text => parse_decimal(text.as_bytes(), self.rules.decimal_separator),
+            CellKind::Number => parse_decimal(text.as_bytes(), DecimalSeparator::Dot),
+            CellKind::Bool | CellKind::Date | CellKind::Error => None,
+        }
+    }
+
+    /// The tax rate as a fraction; `Some(0)` when unmapped or empty, `None`
+    /// when in error (reported).
+    fn tax_rate(&self, record: &Record<'_>, err: &mut impl FnMut(Field, ErrorCode, &str, String)) -> Option<Decimal> {
+        let Some(v) = self.value(record, Field::TaxRate) else {
+            return Some(Decimal::ZERO);
+        };
+        if self.cell_error(v, Field::TaxRate, err) {
+            return None;
+        }
+        if v.empty {
+            return Some(Decimal::ZERO);
+        }
+        let parsed = match (v.kind, v.text.strip_suffix('%')) {
+            (CellKind::Text, Some(rest)) => {
+                let rest = std::str::from_utf8(trim_bytes(rest.as_bytes())).unwrap_or("");
+                self.parse_number(v, rest).map(Decimal::percent)
+            }
+            _ => self.parse_number(v, v.text),
+        };
+        match parsed {
+            None => {
+                err(Field::TaxRate, ErrorCode::InvalidDecimal, v.text, "tax_rate is not a decimal".to_string());
+                None
+            }
+            Some(t) if t.is_negative() || t.cmp_value(Decimal::ONE).is_gt() => {
+                err(Field::TaxRate, ErrorCode::TaxRateOutOfRange, v.text, "tax_rate is outside [0, 1]".to_string());
+                None
+            }
+            Some(t) => Some(t),
+        }
+    }
+
+    /// The row's currency: upper-cased and looked up; the default currency
+    /// when empty. `None` when in error (reported).
+    fn currency(&self, record: &Record<'_>, err: &mut impl FnMut(Field, ErrorCode, &str, String)) -> Option<Currency> {
+        let v = self.value(record, Field::Currency);
+        match v {
+            None => self.rules.default_currency,
+            Some(v) => {
+                if self.cell_error(v, Field::Currency, err) {
+                    return None;
+                }
+                if v.empty {
+                    if let Some(c) = self.rules.default_currency {
+                        return Some(c);
+                    }
+                    self.missing(v, Field::Currency, err);
+                    return None;
+                }
+                let found = currency::lookup(v.text);
+                if found.is_none() {
+                    err(Field::Currency, ErrorCode::UnknownCurrency, v.text, "currency is not an ISO 4217 code".to_string());
+                }
+                found
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Blank,
+    Valid,
+    Invalid,
+}
+
+fn whole_record(row: u64, code: ErrorCode, message: &str) -> RowError {
+    RowError {
+        row,
+        column: None,
+        code,
+        value: None,
+        message: message.to_string(),
+    }
+}
+
+/// The value as reported: cut to 100 code points.
+pub(crate) fn cut(value: &str) -> String {
+    match value.char_indices().nth(MAX_VALUE_CHARS) {
+        Some((i, _)) => value[..i].to_string(),
+        None => value.to_string(),
+    }
+}
+
+/// The position of `code` in [`ErrorCode::ALL`].
+pub(crate) fn code_index(code: ErrorCode) -> usize {
+    ErrorCode::ALL.iter().position(|c| *c == code).unwrap_or(0)
+}
