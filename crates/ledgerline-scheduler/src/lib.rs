@@ -554,7 +554,7 @@ mod tests {
                 },
             );
             assert_eq!(r, Err(ScheduleError::Cancelled));
-            assert!(consumed >= 100 && consumed < 100 + 8, "{consumed}");
+            assert!((100..100 + 8).contains(&consumed), "{consumed}");
             assert!(started.elapsed() < Duration::from_secs(10));
         }
     }
