@@ -1,0 +1,317 @@
+//! The memory governor: the only crate that reads system memory.
+//!
+//! From the `memory_threshold` setting and the memory actually available, a
+//! [`Governor`] decides how many worker threads run, how many rows a chunk
+//! holds (learned from the bytes per row of the first chunk) and how many
+//! chunks may be in flight, so the work in memory stays within a budget
+//! whatever the file size. While a file is processed, a [`Monitor`] samples
+//! the process's resident memory, keeps the peak, and raises a throttle flag
+//! when it nears the threshold; the processor then waits before reading more.
+//! Every decision is recorded for the report's metrics.
+//!
+//! # Example
+//!
+//! ```
+//! use ledgerline_core::Settings;
+//! use ledgerline_governor::Governor;
+//!
+//! let mut settings = Settings::default();
+//! settings.apply("memory_threshold", "128")?;
+//! settings.apply("workers", "64")?;
+//! let governor = Governor::new(&settings);
+//! // Never more workers than cores, whatever max_workers says.
+//! assert!(governor.workers() <= std::thread::available_parallelism()?.get());
+//! let plan = governor.plan(120.0);
+//! assert!(plan.chunk_rows >= 1 && plan.in_flight >= 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ledgerline_core::Settings;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+/// Bytes in a megabyte as the settings count them.
+const MB: u64 = 1024 * 1024;
+/// Share of the budget that in-flight chunks may take; the rest is left for
+/// the per-file state (invoice anchors, sums), buffers and the allocator.
+const CHUNK_SHARE: f64 = 0.5;
+/// A chunk in flight costs its records plus validation results: this many
+/// times the bytes of its raw rows.
+const CHUNK_OVERHEAD: f64 = 3.0;
+/// Resident memory above this share of the budget raises the throttle flag.
+const THROTTLE_AT: f64 = 0.85;
+
+/// What the governor decided for one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Worker threads.
+    pub workers: usize,
+    /// Rows per chunk.
+    pub chunk_rows: usize,
+    /// Chunks allowed between reading and merging.
+    pub in_flight: usize,
+    /// The memory budget, in bytes: the threshold, or less when less is
+    /// available.
+    pub budget_bytes: u64,
+}
+
+/// Sizes work to a memory budget and watches resident memory.
+#[derive(Debug)]
+pub struct Governor {
+    budget: u64,
+    workers: usize,
+    chunk_size: usize,
+    baseline: u64,
+    state: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    peak: AtomicU64,
+    throttle: AtomicBool,
+    throttled: AtomicU64,
+    decisions: Mutex<Vec<String>>,
+}
+
+impl Governor {
+    /// A governor for `settings`: reads the memory available and the number
+    /// of cores once.
+    pub fn new(settings: &Settings) -> Governor {
+        let mut sys = System::new().ok();
+        let available = sys.as_mut().map_or(0, |s| {
+            s.refresh_memory();
+            s.available_memory()
+        });
+        let threshold = settings.memory_threshold_mb.saturating_mul(MB);
+        // Never plan for more than half of what the machine has free.
+        let budget = if available > 0 {
+            threshold.min(available / 2).max(16 * MB)
+        } else {
+            threshold
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = settings.max_workers.clamp(1, cpus);
+        let baseline = sys.as_mut().and_then(resident).unwrap_or(0);
+        let g = Governor {
+            budget,
+            workers,
+            chunk_size: settings.chunk_size.max(1),
+            baseline,
+            state: Arc::new(Shared::default()),
+        };
+        g.note(format!(
+            "budget {} MB (threshold {} MB, {} MB available); {} workers ({} cores, max_workers {})",
+            budget / MB,
+            settings.memory_threshold_mb,
+            available / MB,
+            workers,
+            cpus,
+            settings.max_workers
+        ));
+        g
+    }
+
+    /// Worker threads for CPU-bound stages: `max_workers` clamped to the
+    /// number of cores.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The memory budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Plans chunks for rows of `bytes_per_row` bytes (measured on the first
+    /// chunk): the configured chunk size unless the chunks in flight would
+    /// not fit the budget, and enough chunks in flight to keep every worker
+    /// busy.
+    pub fn plan(&self, bytes_per_row: f64) -> Plan {
+        let bytes_per_row = bytes_per_row.max(1.0);
+        let room = (self.budget.saturating_sub(self.baseline) as f64 * CHUNK_SHARE).max(MB as f64);
+        let want_in_flight = 2 * self.workers + 2;
+        let chunk_cost = |rows: usize| rows as f64 * bytes_per_row * CHUNK_OVERHEAD;
+        let mut chunk_rows = self.chunk_size;
+        let mut in_flight = want_in_flight;
+        if chunk_cost(chunk_rows) * in_flight as f64 > room {
+            // First give up in-flight depth down to one chunk per worker plus
+            // one, then shrink chunks.
+            in_flight = ((room / chunk_cost(chunk_rows)) as usize).max(self.workers + 1);
+            if chunk_cost(chunk_rows) * in_flight as f64 > room {
+                chunk_rows =
+                    ((room / (in_flight as f64 * bytes_per_row * CHUNK_OVERHEAD)) as usize).max(1);
+            }
+        }
+        let plan = Plan {
+            workers: self.workers,
+            chunk_rows,
+            in_flight: in_flight.max(1),
+            budget_bytes: self.budget,
+        };
+        self.note(format!(
+            "{:.0} bytes/row: chunks of {} rows, {} in flight",
+            bytes_per_row, plan.chunk_rows, plan.in_flight
+        ));
+        plan
+    }
+
+    /// Starts sampling resident memory every `interval` on a background
+    /// thread until the returned [`Monitor`] is dropped.
+    pub fn monitor(&self, interval: Duration) -> Monitor {
+        let state = Arc::clone(&self.state);
+        let stop = Arc::new(AtomicBool::new(false));
+        let throttle_at = (self.budget as f64 * THROTTLE_AT) as u64;
+        let handle = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("ledgerline-governor".into())
+                .spawn(move || {
+                    let mut sys = System::new().ok();
+                    loop {
+                        if let Some(rss) = sys.as_mut().and_then(resident) {
+                            state.peak.fetch_max(rss, Ordering::Relaxed);
+                            let high = rss > throttle_at;
+                            if high && !state.throttle.swap(true, Ordering::Relaxed) {
+                                state.throttled.fetch_add(1, Ordering::Relaxed);
+                            } else if !high {
+                                state.throttle.store(false, Ordering::Relaxed);
+                            }
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        std::thread::park_timeout(interval);
+                    }
+                })
+                .ok()
+        };
+        Monitor { stop, handle }
+    }
+
+    /// Whether resident memory is near the budget: the reader should wait
+    /// before producing more work.
+    pub fn should_throttle(&self) -> bool {
+        self.state.throttle.load(Ordering::Relaxed)
+    }
+
+    /// Waits while the throttle flag is up, at most `max_wait`; returns
+    /// whether it waited. Bounded so a process whose allocator keeps freed
+    /// memory cannot stall forever.
+    pub fn wait_if_throttled(&self, max_wait: Duration) -> bool {
+        if !self.should_throttle() {
+            return false;
+        }
+        let start = std::time::Instant::now();
+        while self.should_throttle() && start.elapsed() < max_wait {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// The highest resident memory sampled, in bytes (0 before sampling).
+    pub fn peak(&self) -> u64 {
+        self.state.peak.load(Ordering::Relaxed)
+    }
+
+    /// How many times resident memory crossed the throttle line.
+    pub fn throttle_events(&self) -> u64 {
+        self.state.throttled.load(Ordering::Relaxed)
+    }
+
+    /// What the governor decided, in order, as human text.
+    pub fn decisions(&self) -> Vec<String> {
+        self.state
+            .decisions
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    fn note(&self, decision: String) {
+        if let Ok(mut d) = self.state.decisions.lock() {
+            d.push(decision);
+        }
+    }
+}
+
+/// Samples resident memory until dropped.
+#[derive(Debug)]
+pub struct Monitor {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
+}
+
+/// The resident memory of this process, in bytes.
+fn resident(sys: &mut System) -> Option<u64> {
+    let pid = Pid::from_u32(std::process::id());
+    sys.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing().with_memory(),
+    );
+    sys.process(pid).map(|p| p.memory())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn governor(threshold_mb: &str, chunk: &str, workers: &str) -> Governor {
+        let mut s = Settings::default();
+        s.apply("memory_threshold", threshold_mb).unwrap();
+        s.apply("chunk_size", chunk).unwrap();
+        s.apply("workers", workers).unwrap();
+        Governor::new(&s)
+    }
+
+    #[test]
+    fn workers_never_exceed_cores() {
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(governor("1024", "5000", "64").workers(), cpus);
+        assert_eq!(governor("1024", "5000", "1").workers(), 1);
+    }
+
+    #[test]
+    fn roomy_budget_keeps_the_configured_chunk_size() {
+        let g = governor("1024", "5000", "2");
+        let p = g.plan(120.0);
+        assert_eq!(p.chunk_rows, 5000);
+        assert_eq!(p.in_flight, 2 * p.workers + 2);
+    }
+
+    #[test]
+    fn tight_budget_shrinks_in_flight_then_chunks() {
+        let g = governor("16", "1000000", "2");
+        let p = g.plan(1000.0);
+        // 16 MB budget: 1M-row chunks of 1 KB rows cannot fit.
+        assert!(p.chunk_rows < 1_000_000);
+        let cost = p.chunk_rows as f64 * 1000.0 * CHUNK_OVERHEAD * p.in_flight as f64;
+        assert!(cost <= g.budget() as f64, "{p:?}");
+        assert!(p.in_flight > p.workers, "{p:?}");
+        assert!(!g.decisions().is_empty());
+    }
+
+    #[test]
+    fn monitor_records_a_peak() {
+        let g = governor("1024", "5000", "2");
+        {
+            let _m = g.monitor(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        assert!(g.peak() > 0, "resident memory was sampled");
+    }
+}
