@@ -96,5 +96,6 @@ pub fn metrics(
         bytes_per_second: per_second(bytes),
         peak_memory_bytes: None,
         stages: Default::default(),
+        notes: Vec::new(),
     }
 }

@@ -4,7 +4,11 @@
 //!   file; exit 0 when no row is invalid, 1 when some are, 2 on a file or
 //!   usage error.
 //! - `ledgerline rows FILE` — every record as read, as JSON Lines.
+//! - `ledgerline compare FILE [settings]` — run the standard and optimized
+//!   processors, check their reports are identical (metrics aside), and
+//!   print both times and the speedup.
 
+mod compare;
 mod human;
 mod rows;
 
@@ -16,6 +20,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ledgerline_baseline::StandardProcessor;
 use ledgerline_core::{FileError, FileProcessor, Report, Settings};
+use ledgerline_optimized::OptimizedProcessor;
 
 /// Fast, exact, bounded-memory processing of invoice files.
 #[derive(Debug, Parser)]
@@ -32,6 +37,20 @@ enum Command {
     Process(ProcessArgs),
     /// Print every record as read, one JSON array of strings per line.
     Rows(RowsArgs),
+    /// Run both processors on a file, check the reports are identical
+    /// (metrics aside) and print both times and the speedup.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The invoice file.
+    file: PathBuf,
+    /// Runs of each processor; the median time is reported.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    #[command(flatten)]
+    settings: SettingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +134,13 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Process(args) => process(args),
+        Command::Compare(args) => match settings_from(&args.settings) {
+            Ok(settings) => compare::run(&args.file, settings, args.runs),
+            Err(e) => {
+                eprintln!("ledgerline: {}: {}", e.code, e.message);
+                2
+            }
+        },
         Command::Rows(args) => rows::run(&args.file, |s| {
             apply_all(s, [("sheet", &args.sheet), ("delimiter", &args.delimiter), ("encoding", &args.encoding)])
         }),
@@ -162,8 +188,9 @@ fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
 }
 
 fn processor_for(name: Option<&str>, settings: Settings) -> Result<Box<dyn FileProcessor>, FileError> {
-    match name.unwrap_or("standard") {
+    match name.unwrap_or("optimized") {
         "standard" => Ok(Box::new(StandardProcessor::new(settings))),
+        "optimized" => Ok(Box::new(OptimizedProcessor::new(settings))),
         other => Err(FileError::settings(format!(
             "processor: expected standard or optimized, got {other:?}"
         ))),

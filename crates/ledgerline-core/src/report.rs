@@ -271,6 +271,9 @@ pub struct Metrics {
     pub peak_memory_bytes: Option<u64>,
     /// Seconds spent per stage (e.g. `read`, `validate`, `merge`).
     pub stages: BTreeMap<String, f64>,
+    /// What the processor decided and why (e.g. the memory governor's plan).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[cfg(test)]
