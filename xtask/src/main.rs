@@ -1,2 +1,95 @@
-//! Developer tasks.
-fn main() {}
+//! Developer tasks for the ledgerline workspace, run as `cargo xtask <task>`.
+//!
+//! This file only parses the command line and dispatches; each task lives in
+//! its own module so that benches and tests can reuse it.
+//!
+//! - `gen`: write a deterministic, realistic invoice CSV (`xtask::gen`).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use xtask::gen;
+
+/// Command line of `cargo xtask`.
+#[derive(Parser)]
+#[command(name = "xtask", about = "ledgerline developer tasks")]
+struct Cli {
+    /// The task to run.
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// The tasks `cargo xtask` knows.
+#[derive(Subcommand)]
+enum Task {
+    /// Write a deterministic invoice CSV (same rows and seed, same bytes).
+    Gen(GenArgs),
+}
+
+/// Arguments of `cargo xtask gen`.
+#[derive(clap::Args)]
+struct GenArgs {
+    /// Number of data rows (the header is not counted).
+    #[arg(long)]
+    rows: u64,
+    /// Seed of the pseudo-random stream.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output file; `-` writes to standard output.
+    #[arg(long)]
+    out: PathBuf,
+    /// Share of rows carrying one injected row error, in [0, 1].
+    #[arg(long, default_value_t = 0.02)]
+    error_rate: f64,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Gen(args) => run_gen(&args),
+    }
+}
+
+/// Runs `gen` and prints what was injected to stderr, so a run can be
+/// checked against a validator's error counts without re-reading the file.
+fn run_gen(args: &GenArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.error_rate) {
+        bail!(
+            "--error-rate must be within [0, 1], got {}",
+            args.error_rate
+        );
+    }
+    let start = Instant::now();
+    let summary = if args.out.as_os_str() == "-" {
+        let stdout = io::stdout();
+        let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+        let s = gen::generate_counted(args.rows, args.seed, args.error_rate, &mut w)?;
+        w.flush()?;
+        s
+    } else {
+        let file = File::create(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let s = gen::generate_counted(args.rows, args.seed, args.error_rate, &mut w)
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        w.flush()
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        s
+    };
+    let mut err = io::stderr().lock();
+    writeln!(
+        err,
+        "wrote {} rows ({} invoices, {} rows with an injected error) in {:.2?}",
+        summary.rows,
+        summary.invoices,
+        summary.error_rows(),
+        start.elapsed()
+    )?;
+    for kind in gen::ErrorKind::ALL {
+        writeln!(err, "  {:<22} {}", kind.code(), summary.count(kind))?;
+    }
+    Ok(())
+}

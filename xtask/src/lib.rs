@@ -1,0 +1,16 @@
+//! Library side of `cargo xtask`: the task implementations, kept out of
+//! `main.rs` so tests and benches can call them directly.
+//!
+//! - [`gen`]: the deterministic invoice CSV generator behind `cargo xtask gen`.
+//!
+//! # Example
+//!
+//! ```
+//! let mut csv = Vec::new();
+//! xtask::gen::generate(100, 1, 0.02, &mut csv)?;
+//! assert!(csv.starts_with(xtask::gen::HEADER.as_bytes()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod gen;
