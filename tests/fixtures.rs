@@ -20,7 +20,9 @@ use ledgerline::core::{strip_for_comparison, FileError, FileProcessor, Settings}
 use serde_json::Value;
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("csv")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join("csv")
 }
 
 /// The fixture's name: its file name up to the first `.`.
@@ -60,8 +62,11 @@ fn settings_for(dir: &Path, name: &str) -> Result<Result<Settings, FileError>, S
             Value::String(s) => vec![s.as_str()],
             Value::Array(items) => items
                 .iter()
-                .map(|v| v.as_str().ok_or_else(|| format!("{}: {key}: not a string", path.display())))
-                .collect::<Result<_, _>>()?,
+                .map(|v| {
+                    v.as_str()
+                        .ok_or_else(|| format!("{}: {key}: not a string", path.display()))
+                })
+                .collect::<Result<Vec<&str>, String>>()?,
             _ => return Err(format!("{}: {key}: not a string or array", path.display())),
         };
         for v in values {
@@ -129,7 +134,11 @@ fn diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
             }
         }
         _ if expected != actual => {
-            out.push(format!("{path}: expected {}, got {}", short(expected), short(actual)));
+            out.push(format!(
+                "{path}: expected {}, got {}",
+                short(expected),
+                short(actual)
+            ));
         }
         _ => {}
     }
@@ -145,7 +154,11 @@ fn csv_fixtures_match_expected_reports() {
         .filter(|p| is_fixture(p))
         .collect();
     fixtures.sort();
-    assert!(!fixtures.is_empty(), "no fixtures found in {}", dir.display());
+    assert!(
+        !fixtures.is_empty(),
+        "no fixtures found in {}",
+        dir.display()
+    );
 
     let mut failures = String::new();
     let mut failed = 0;
