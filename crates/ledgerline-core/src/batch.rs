@@ -127,6 +127,25 @@ impl RecordBatch {
         });
     }
 
+    /// The field bytes and the end offset (in those bytes) of every field,
+    /// for parsers that write text fields straight into the batch (the CSV
+    /// reader hands `data`'s tail to `csv-core` as its output buffer).
+    ///
+    /// `None` when the batch holds non-text cells: their kinds would fall
+    /// out of step with fields pushed this way.
+    ///
+    /// The caller keeps the batch consistent: ends ascending, each at most
+    /// `data.len()`, and, once done writing, `data` no longer than the
+    /// fields pushed (plus the bytes of an unfinished field of the record
+    /// being built, which [`RecordBatch::discard_partial`] drops).
+    pub fn text_buffers_mut(&mut self) -> Option<(&mut Vec<u8>, &mut Vec<u32>)> {
+        if self.kinds.is_empty() {
+            Some((&mut self.data, &mut self.ends))
+        } else {
+            None
+        }
+    }
+
     /// Discards fields pushed since the last [`RecordBatch::finish_record`].
     pub fn discard_partial(&mut self) {
         let fields_end = self.records.last().map_or(0, |r| r.fields_end as usize);
@@ -280,5 +299,18 @@ mod tests {
         assert_eq!(tail.record(0).cell(1), (CellKind::Number, &b"1.5"[..]));
         assert_eq!(tail.record(0).row(), 3);
         assert_eq!(b.data_len(), 1);
+    }
+
+    #[test]
+    fn text_buffers_write_in_place() {
+        let mut b = RecordBatch::new();
+        let (data, ends) = b.text_buffers_mut().unwrap();
+        data.extend_from_slice(b"abcd");
+        ends.extend([1, 4]);
+        b.finish_record(7, RecordStatus::Ok);
+        assert_eq!(b.record(0).fields().collect::<Vec<_>>(), vec![&b"a"[..], b"bcd"]);
+        assert_eq!(b.record(0).row(), 7);
+        b.push_cell(CellKind::Bool, b"true");
+        assert!(b.text_buffers_mut().is_none());
     }
 }
