@@ -1,2 +1,181 @@
-//! ledgerline-read (being built).
+//! Chunked record readers for invoice files: CSV now, Excel later, behind
+//! one trait.
+//!
+//! - [`RecordReader`] hands out records in [`RecordBatch`] chunks, reusing
+//!   the caller's batch; [`SourceInfo`] says what was read (the report's
+//!   `source`).
+//! - [`open_path`] and [`open_reader`] detect the format (SPEC §1) and open
+//!   the right reader; [`open_csv`] opens a CSV reader for a layout already
+//!   detected.
+//! - [`CsvRangeParser`] is the parser under the CSV reader: quoting as
+//!   SPEC §1, row numbers and blank lines as SPEC §3. It also parses one byte
+//!   range of an in-memory UTF-8 file, for parallel readers.
+//!
+//! Records come as read: the header and blank lines included, with a
+//! [`RecordStatus`](ledgerline_core::RecordStatus) for an unterminated quote
+//! or a bad byte sequence. Deciding what they mean is validation's job.
+//!
+//! # Example
+//!
+//! ```
+//! use ledgerline_core::{RecordBatch, Settings};
+//! use ledgerline_read::open_reader;
+//!
+//! let input = b"id;note\r\n1;\"two\nlines\"\r\n\r\n2;x\r\n".to_vec();
+//! let mut reader = open_reader("inline.csv", Box::new(std::io::Cursor::new(input)), &Settings::default())?;
+//! assert_eq!(reader.info().delimiter, Some(b';'));
+//! let mut batch = RecordBatch::new();
+//! assert_eq!(reader.read_batch(&mut batch, 100)?, 4);
+//! let rows: Vec<u64> = batch.iter().map(|r| r.row()).collect();
+//! assert_eq!(rows, [1, 2, 4, 5]); // the quoted line break counts; line 4 is blank
+//! assert_eq!(batch.record(1).field(1), b"two\nlines");
+//! assert_eq!(reader.read_batch(&mut batch, 100)?, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
+
+mod csv;
+mod decode;
+mod parser;
+mod stream;
+
+use std::fs::File;
+use std::io::{Cursor, Read};
+use std::path::Path;
+
+use ledgerline_core::{FileError, FileErrorCode, RecordBatch, Settings};
+use ledgerline_detect::{Detection, Format, TextLayout};
+
+pub use parser::{CsvRangeParser, Parsed};
+
+/// What the report's `source` needs, plus reading facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// The detected format.
+    pub format: Format,
+    /// Whether the file was gzip-compressed.
+    pub gzip: bool,
+    /// The sheet read (Excel only; `None` for CSV).
+    pub sheet: Option<String>,
+    /// The text encoding (CSV only). The report's name for it is
+    /// `encoding.name().to_ascii_lowercase()`.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// The field delimiter (CSV only).
+    pub delimiter: Option<u8>,
+    /// The encoding fell back to Windows-1252 (the `encoding_fallback`
+    /// warning).
+    pub encoding_fallback: bool,
+    /// The workbook uses the 1904 date system (Excel only).
+    pub date_1904: bool,
+}
+
+impl SourceInfo {
+    /// The source of a CSV file read with `layout`.
+    pub fn csv(gzip: bool, layout: &TextLayout) -> SourceInfo {
+        SourceInfo {
+            format: Format::Csv,
+            gzip,
+            sheet: None,
+            encoding: Some(layout.encoding),
+            delimiter: Some(layout.delimiter),
+            encoding_fallback: layout.encoding_fallback,
+            date_1904: false,
+        }
+    }
+}
+
+/// A source of records in chunks. Excel readers will implement it later.
+pub trait RecordReader: Send {
+    /// What is being read.
+    fn info(&self) -> &SourceInfo;
+
+    /// Clears `batch`, then appends up to `max_records` records (at least
+    /// one is asked for when `max_records` is 0). Returns how many were
+    /// appended; 0 means end of input. A record with an open quote at end of
+    /// file is appended with
+    /// [`RecordStatus::UnterminatedQuote`](ledgerline_core::RecordStatus)
+    /// (fields as parsed) and is the last record ever.
+    ///
+    /// After an error the reader is finished: later calls return it again.
+    fn read_batch(
+        &mut self,
+        batch: &mut RecordBatch,
+        max_records: usize,
+    ) -> Result<usize, FileError>;
+
+    /// Bytes of input read so far (after decompression, before
+    /// transcoding), for metrics and progress. It runs ahead of the records
+    /// handed out by at most one read block.
+    fn bytes_read(&self) -> u64;
+}
+
+/// Opens the file at `path`: detects its format (SPEC §1) and returns a
+/// reader for it.
+///
+/// Errors: detection's file errors, `io` when the file cannot be read,
+/// `unreadable` for corrupt gzip data, and `unsupported_format` for Excel
+/// formats, which are not read yet.
+pub fn open_path(path: &Path, settings: &Settings) -> Result<Box<dyn RecordReader>, FileError> {
+    let detection = ledgerline_detect::detect_path(path, settings)?;
+    let layout = csv_layout(&detection)?;
+    let name = path.display().to_string();
+    let file =
+        File::open(path).map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+    open_csv(&name, Box::new(file), detection.gzip, &layout)
+}
+
+/// Opens everything `reader` yields, as [`open_path`] opens a file; `name`
+/// stands for it in messages.
+///
+/// The input is read into memory first, since detection needs to see all of
+/// a gzip stream; this is the less common path.
+pub fn open_reader(
+    name: &str,
+    mut reader: Box<dyn Read + Send>,
+    settings: &Settings,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+    let detection = ledgerline_detect::detect_bytes(name, &bytes, settings)?;
+    let layout = csv_layout(&detection)?;
+    open_csv(name, Box::new(Cursor::new(bytes)), detection.gzip, &layout)
+}
+
+/// Opens a CSV reader over `raw`, the file's bytes (gzip-compressed when
+/// `gzip`), read with `layout`: its byte order mark skipped, its encoding
+/// transcoded to UTF-8, its delimiter. `name` stands for the file in
+/// messages.
+pub fn open_csv(
+    name: &str,
+    raw: Box<dyn Read + Send>,
+    gzip: bool,
+    layout: &TextLayout,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    let (text, bytes_read) = stream::text_stream(name, raw, gzip, layout.bom_len, layout.encoding)?;
+    Ok(Box::new(csv::CsvReader::new(
+        name,
+        SourceInfo::csv(gzip, layout),
+        layout.delimiter,
+        text,
+        bytes_read,
+    )))
+}
+
+/// The text layout of a detected CSV file, or the error for a format that
+/// cannot be read yet.
+fn csv_layout(detection: &Detection) -> Result<TextLayout, FileError> {
+    if detection.format != Format::Csv {
+        return Err(FileError::new(
+            FileErrorCode::UnsupportedFormat,
+            "excel reading is not implemented yet",
+        ));
+    }
+    detection.text.ok_or_else(|| {
+        FileError::new(
+            FileErrorCode::Internal,
+            "detection found a csv file without a text layout",
+        )
+    })
+}

@@ -1,0 +1,553 @@
+//! The CSV record parser: `csv-core` for quoting, plus the line numbering
+//! and blank lines of SPEC §1 and §3 that `csv-core` does not provide.
+
+use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
+use ledgerline_core::{FileError, FileErrorCode, RecordBatch, RecordStatus};
+
+/// A UTF-8 byte order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Output room handed to `csv-core` at first; doubled whenever one field
+/// outgrows it.
+const INITIAL_SLACK: usize = 64 * 1024;
+
+/// Below this much room left in the batch's data, it is grown before
+/// `csv-core` is called, so that a call almost always finishes a record.
+const MIN_ROOM: usize = 4 * 1024;
+
+/// What one [`CsvRangeParser::parse`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Records appended to the batch.
+    pub records: usize,
+    /// Bytes of the input consumed. Unless the record limit was reached or
+    /// parsing is [done](CsvRangeParser::is_done), this is all of it: a
+    /// record cut by the end of the input is kept by the parser and the
+    /// batch, and the next call continues it.
+    pub consumed: usize,
+}
+
+/// Parses UTF-8 CSV bytes into [`RecordBatch`] records, with SPEC row
+/// numbers and blank lines.
+///
+/// Quoting is `csv-core`'s (RFC 4180 read leniently, SPEC §1). On top of it
+/// this parser:
+/// - numbers each record with the 1-based line on which it starts, counting
+///   `\r\n`, a lone `\r` and `\n` each as one line break (also when a `\r\n`
+///   is split between two inputs);
+/// - appends a record with one empty field for every empty line, which
+///   `csv-core` would skip, so that blank rows are counted;
+/// - marks a record [`RecordStatus::InvalidEncoding`] when a field is not
+///   valid UTF-8, and a record whose quoted field is still open at the end
+///   of the input [`RecordStatus::UnterminatedQuote`]; that record is the
+///   last.
+///
+/// The same parser serves the streaming reader (input block by block) and
+/// parsing one byte range of a memory-mapped file in parallel: start it at
+/// the range's first line with [`CsvRangeParser::new`], and hand it the range
+/// with `eof` set. A range must start at the start of a record (never on the
+/// `\n` of a `\r\n`, nor after a UTF-8 byte order mark still to be skipped)
+/// and end at the end of one.
+#[derive(Debug)]
+pub struct CsvRangeParser {
+    core: Reader,
+    /// The line at the current input position.
+    line: u64,
+    /// The last byte consumed was `\r`: a `\n` next ends the same line.
+    prev_cr: bool,
+    /// Bytes of an unfinished record have been consumed.
+    in_record: bool,
+    /// The row number of the record in progress.
+    record_row: u64,
+    /// Where the record in progress starts in the batch's data.
+    record_base: usize,
+    /// Bytes of the record in progress written to the batch so far.
+    record_len: usize,
+    /// Where the record in progress starts in the batch's field ends.
+    record_first_field: usize,
+    /// Anything has been handed to `csv-core` yet.
+    fed: bool,
+    /// The end of input was reached, or an unterminated record ended it.
+    done: bool,
+    /// Room requested in the batch's data before a `csv-core` call.
+    slack: usize,
+    /// Field ends of the current call, relative to the record's start.
+    ends: Vec<usize>,
+}
+
+impl CsvRangeParser {
+    /// A parser for `delimiter`-separated fields whose first record starts on
+    /// line `first_line` (1 for a whole file).
+    pub fn new(delimiter: u8, first_line: u64) -> CsvRangeParser {
+        CsvRangeParser {
+            core: ReaderBuilder::new().delimiter(delimiter).build(),
+            line: first_line,
+            prev_cr: false,
+            in_record: false,
+            record_row: first_line,
+            record_base: 0,
+            record_len: 0,
+            record_first_field: 0,
+            fed: false,
+            done: false,
+            slack: INITIAL_SLACK,
+            ends: vec![0; 64],
+        }
+    }
+
+    /// The line number at the current input position: after the last
+    /// record, the line the next one would start on.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Whether parsing has finished: the end of input was reached, or a
+    /// record with an unterminated quote ended it. Later calls append nothing.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Parses `input`, appending at most `max_records` records to `batch`.
+    ///
+    /// `eof` says that `input` is the last of the data: then, unless the
+    /// record limit stops it first, the call consumes everything, finishes
+    /// the last record and the parser is [done](CsvRangeParser::is_done).
+    /// Without `eof`, a record cut by the end of `input` stays in `batch`
+    /// unfinished: pass the same batch, not cleared, with the next input.
+    ///
+    /// Errors: `internal` when `batch` holds non-text cells or is not the
+    /// batch holding the unfinished record, `unreadable` when one batch
+    /// would exceed 4 GiB of field data.
+    pub fn parse(
+        &mut self,
+        input: &[u8],
+        eof: bool,
+        batch: &mut RecordBatch,
+        max_records: usize,
+    ) -> Result<Parsed, FileError> {
+        let committed = match batch.text_buffers_mut() {
+            Some((data, _)) => data.len(),
+            None => return Err(internal("a CSV batch cannot hold non-text cells")),
+        };
+        if self.in_record && committed != self.record_base + self.record_len {
+            return Err(internal(
+                "an unfinished CSV record must be continued in the batch that holds it",
+            ));
+        }
+        let mut state = Progress {
+            pos: 0,
+            records: 0,
+            committed,
+        };
+        let result = self.run(input, eof, batch, max_records, &mut state);
+        // `run` may leave zeroed room after the written bytes.
+        if let Some((data, _)) = batch.text_buffers_mut() {
+            data.truncate(state.committed);
+        }
+        result.map(|()| Parsed {
+            records: state.records,
+            consumed: state.pos,
+        })
+    }
+
+    fn run(
+        &mut self,
+        input: &[u8],
+        eof: bool,
+        batch: &mut RecordBatch,
+        max_records: usize,
+        st: &mut Progress,
+    ) -> Result<(), FileError> {
+        while st.records < max_records && !self.done {
+            if !self.in_record {
+                self.skip_empty_lines(input, batch, max_records, st)?;
+                if st.records == max_records {
+                    break;
+                }
+                if st.pos == input.len() {
+                    self.done = eof;
+                    break;
+                }
+                self.in_record = true;
+                self.record_row = self.line;
+                self.record_base = st.committed;
+                self.record_len = 0;
+                self.record_first_field = batch.text_buffers_mut().map_or(0, |(_, e)| e.len());
+            }
+            if st.pos == input.len() && !eof {
+                break;
+            }
+            let Some((data, ends)) = batch.text_buffers_mut() else {
+                return Err(internal("a CSV batch cannot hold non-text cells"));
+            };
+            if data.len() < st.committed + MIN_ROOM {
+                data.resize(st.committed + self.slack, 0);
+            }
+            let mut unterminated = false;
+            let (res, nin, nout, nend) = if st.pos == input.len() {
+                // End of input inside a record. `csv-core` closes it either
+                // way and does not say whether a quoted field was still
+                // open, so it is asked: one more line break is field text
+                // inside quotes and ends the record anywhere else. (A clone
+                // of the parser cannot ask instead: `csv-core`'s clone of its
+                // DFA copies only part of the tables.)
+                let (probed, _, probe_out, probe_ends) =
+                    self.core
+                        .read_record(b"\n", &mut data[st.committed..], &mut self.ends);
+                if probed == ReadRecordResult::Record {
+                    (probed, 0, 0, probe_ends)
+                } else {
+                    unterminated = true;
+                    let (res, _, _, nend) =
+                        self.core
+                            .read_record(&[], &mut data[st.committed..], &mut self.ends);
+                    // The last field's end counts the probe's line break,
+                    // written past the committed bytes and dropped with them.
+                    if let Some(end) = self.ends[..nend].last_mut() {
+                        *end -= probe_out;
+                    }
+                    (res, 0, 0, nend)
+                }
+            } else {
+                let mut chunk = &input[st.pos..];
+                if !self.fed && chunk.starts_with(UTF8_BOM) {
+                    // `csv-core` drops a byte order mark at the very start of
+                    // its input. Callers strip the one the encoding stands
+                    // for; a second one is data, so feed one byte first.
+                    chunk = &chunk[..1];
+                }
+                self.fed = true;
+                self.core
+                    .read_record(chunk, &mut data[st.committed..], &mut self.ends)
+            };
+            self.count_breaks(&input[st.pos..st.pos + nin]);
+            st.pos += nin;
+            st.committed += nout;
+            self.record_len += nout;
+            for &end in &self.ends[..nend] {
+                let end = u32::try_from(self.record_base + end).map_err(|_| too_large())?;
+                ends.push(end);
+            }
+            match res {
+                ReadRecordResult::Record => {
+                    let status = if unterminated {
+                        RecordStatus::UnterminatedQuote
+                    } else {
+                        record_encoding(
+                            &data[self.record_base..st.committed],
+                            self.record_base,
+                            &ends[self.record_first_field..],
+                        )
+                    };
+                    batch.finish_record(self.record_row, status);
+                    st.records += 1;
+                    self.in_record = false;
+                    if unterminated {
+                        self.done = true;
+                    }
+                }
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => self.slack = self.slack.saturating_mul(2),
+                ReadRecordResult::OutputEndsFull => {
+                    let grown = self.ends.len() * 2;
+                    self.ends.resize(grown, 0);
+                }
+                ReadRecordResult::End => {
+                    self.in_record = false;
+                    self.done = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Consumes the line breaks at the start of a record, appending a record
+    /// of one empty field for each empty line.
+    fn skip_empty_lines(
+        &mut self,
+        input: &[u8],
+        batch: &mut RecordBatch,
+        max_records: usize,
+        st: &mut Progress,
+    ) -> Result<(), FileError> {
+        while st.records < max_records {
+            let Some(&b) = input.get(st.pos) else { break };
+            if b != b'\n' && b != b'\r' {
+                break;
+            }
+            st.pos += 1;
+            if b == b'\n' && self.prev_cr {
+                // The second half of a `\r\n` that ended the previous line.
+                self.prev_cr = false;
+                continue;
+            }
+            self.prev_cr = b == b'\r';
+            let Some((_, ends)) = batch.text_buffers_mut() else {
+                return Err(internal("a CSV batch cannot hold non-text cells"));
+            };
+            ends.push(u32::try_from(st.committed).map_err(|_| too_large())?);
+            batch.finish_record(self.line, RecordStatus::Ok);
+            self.line += 1;
+            st.records += 1;
+        }
+        Ok(())
+    }
+
+    /// Advances the line number over consumed bytes.
+    fn count_breaks(&mut self, bytes: &[u8]) {
+        let Some(&last) = bytes.last() else { return };
+        for i in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+            let after_cr = match i.checked_sub(1) {
+                Some(j) => bytes[j] == b'\r',
+                None => self.prev_cr,
+            };
+            if bytes[i] == b'\r' || !after_cr {
+                self.line += 1;
+            }
+        }
+        self.prev_cr = last == b'\r';
+    }
+}
+
+/// Position within one [`CsvRangeParser::parse`] call.
+struct Progress {
+    /// Input bytes consumed.
+    pos: usize,
+    /// Records appended.
+    records: usize,
+    /// Bytes of the batch's data written (the rest is room).
+    committed: usize,
+}
+
+/// [`RecordStatus::InvalidEncoding`] when a field of the record is not
+/// valid UTF-8. `bytes` are the record's field bytes, starting at `base` in
+/// the batch's data; `ends` are its field ends there.
+fn record_encoding(bytes: &[u8], base: usize, ends: &[u32]) -> RecordStatus {
+    // Almost every record is ASCII. When it is not, each field is checked
+    // on its own: two invalid halves of a character split by a delimiter
+    // would make valid UTF-8 together.
+    if bytes.is_ascii() {
+        return RecordStatus::Ok;
+    }
+    let mut start = 0;
+    for &end in ends {
+        let end = end as usize - base;
+        if std::str::from_utf8(&bytes[start..end]).is_err() {
+            return RecordStatus::InvalidEncoding;
+        }
+        start = end;
+    }
+    RecordStatus::Ok
+}
+
+fn internal(message: &str) -> FileError {
+    FileError::new(FileErrorCode::Internal, message)
+}
+
+fn too_large() -> FileError {
+    FileError::new(
+        FileErrorCode::Unreadable,
+        "a record is too large: one chunk of records cannot exceed 4 GiB",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every record as (row, status, fields), parsed from `input` cut into
+    /// pieces of `piece` bytes, reading at most `max` records per call. The
+    /// batch is never cleared, so an unfinished record stays where it is.
+    fn parse_pieces(
+        input: &[u8],
+        piece: usize,
+        max: usize,
+    ) -> Vec<(u64, RecordStatus, Vec<String>)> {
+        let mut parser = CsvRangeParser::new(b',', 1);
+        let mut batch = RecordBatch::new();
+        let mut at = 0;
+        let mut calls = 0;
+        while !parser.is_done() {
+            calls += 1;
+            assert!(calls < 100_000, "no progress");
+            let end = (at + piece).min(input.len());
+            let eof = end == input.len();
+            let got = parser.parse(&input[at..end], eof, &mut batch, max).unwrap();
+            at += got.consumed;
+            assert!(got.records <= max);
+            if got.records < max && !parser.is_done() {
+                assert_eq!(at, end, "input left unconsumed below the limit");
+            }
+        }
+        assert_eq!(at, input.len());
+        batch
+            .iter()
+            .map(|r| {
+                let fields = r
+                    .fields()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+                (r.row(), r.status(), fields)
+            })
+            .collect()
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    fn rows(input: &[u8]) -> Vec<(u64, Vec<String>)> {
+        let mut parser = CsvRangeParser::new(b',', 1);
+        let mut batch = RecordBatch::new();
+        let got = parser.parse(input, true, &mut batch, usize::MAX).unwrap();
+        assert_eq!(got.consumed, input.len());
+        assert!(parser.is_done());
+        batch
+            .iter()
+            .map(|r| {
+                (
+                    r.row(),
+                    r.fields()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn line_breaks_of_every_kind() {
+        assert_eq!(
+            rows(b"a,b\r\nc,d\re,f\ng,h"),
+            vec![
+                (1, s(&["a", "b"])),
+                (2, s(&["c", "d"])),
+                (3, s(&["e", "f"])),
+                (4, s(&["g", "h"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn blank_lines_are_records() {
+        assert_eq!(
+            rows(b"\n\r\nh\r\n\r\n\r\nx\n\n"),
+            vec![
+                (1, s(&[""])),
+                (2, s(&[""])),
+                (3, s(&["h"])),
+                (4, s(&[""])),
+                (5, s(&[""])),
+                (6, s(&["x"])),
+                (7, s(&[""])),
+            ]
+        );
+        // `\n\r` is two breaks: the `\r` makes an empty line.
+        assert_eq!(
+            rows(b"a\n\rb"),
+            vec![(1, s(&["a"])), (2, s(&[""])), (3, s(&["b"]))]
+        );
+    }
+
+    #[test]
+    fn quoted_fields_span_lines() {
+        assert_eq!(
+            rows(b"\"a\r\nb\",\"c\rd\ne\"\nx,\"\"\"q\"\"\"\r\n\"ab\"cd,e\"f"),
+            vec![
+                (1, s(&["a\r\nb", "c\rd\ne"])),
+                (5, s(&["x", "\"q\""])),
+                (6, s(&["abcd", "e\"f"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn unterminated_quote_ends_input() {
+        let mut parser = CsvRangeParser::new(b',', 1);
+        let mut batch = RecordBatch::new();
+        let input = b"a,b\n1,\"open\nstill,open\n\nmore";
+        parser.parse(input, true, &mut batch, 100).unwrap();
+        assert!(parser.is_done());
+        assert_eq!(batch.len(), 2);
+        let r = batch.record(1);
+        assert_eq!(r.row(), 2);
+        assert_eq!(r.status(), RecordStatus::UnterminatedQuote);
+        assert_eq!(
+            r.fields().collect::<Vec<_>>(),
+            vec![&b"1"[..], b"open\nstill,open\n\nmore"]
+        );
+        // A closed quote at the very end is not unterminated; `""` is not.
+        for closed in [&b"a,\"b\""[..], b"a,\"b\"\"\"", b"a,\"\"", b"a,\"b\"c"] {
+            let mut parser = CsvRangeParser::new(b',', 1);
+            let mut batch = RecordBatch::new();
+            parser.parse(closed, true, &mut batch, 100).unwrap();
+            assert_eq!(batch.record(0).status(), RecordStatus::Ok, "{closed:?}");
+        }
+        let mut parser = CsvRangeParser::new(b',', 1);
+        let mut batch = RecordBatch::new();
+        parser.parse(b"a,\"b\"\"", true, &mut batch, 100).unwrap();
+        assert_eq!(batch.record(0).status(), RecordStatus::UnterminatedQuote);
+        assert_eq!(batch.record(0).field(1), b"b\"");
+    }
+
+    #[test]
+    fn invalid_utf8_marks_only_its_record() {
+        let mut parser = CsvRangeParser::new(b',', 1);
+        let mut batch = RecordBatch::new();
+        parser
+            .parse(b"\xC3\xA9,x\n\xC3,\xA9\nok\n\xFF\n", true, &mut batch, 100)
+            .unwrap();
+        let statuses: Vec<_> = batch.iter().map(|r| r.status()).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                RecordStatus::Ok,
+                RecordStatus::InvalidEncoding,
+                RecordStatus::Ok,
+                RecordStatus::InvalidEncoding,
+            ]
+        );
+    }
+
+    #[test]
+    fn second_byte_order_mark_is_data() {
+        assert_eq!(rows(b"\xEF\xBB\xBFa,b"), vec![(1, s(&["\u{feff}a", "b"]))]);
+    }
+
+    #[test]
+    fn starts_at_given_line_and_other_delimiter() {
+        let mut parser = CsvRangeParser::new(b';', 41);
+        let mut batch = RecordBatch::new();
+        parser.parse(b"a;b,c\n\nd", true, &mut batch, 100).unwrap();
+        let got: Vec<_> = batch.iter().map(|r| (r.row(), r.len())).collect();
+        assert_eq!(got, vec![(41, 2), (42, 1), (43, 1)]);
+        assert_eq!(parser.line(), 43);
+    }
+
+    #[test]
+    fn limits_and_split_inputs_give_the_same_records() {
+        let input = b"h1,h2\r\n\r\n\"x\r\ny\",2\r\r\n\n\"q\"\"\",\"\"\n\xC3,4\r\nlast,\"open\r\n";
+        let whole = parse_pieces(input, input.len(), usize::MAX);
+        // Lines: 1 header, 2 empty, 3-4 quoted field, 5 empty (`\r\n`
+        // after the record's `\r`), 6 empty, 7 `"q"""`, 8 bad UTF-8, 9 open.
+        let rows: Vec<u64> = whole.iter().map(|r| r.0).collect();
+        assert_eq!(rows, vec![1, 2, 3, 5, 6, 7, 8, 9]);
+        assert_eq!(whole[2], (3, RecordStatus::Ok, s(&["x\r\ny", "2"])));
+        assert_eq!(whole[3], (5, RecordStatus::Ok, s(&[""])));
+        assert_eq!(whole[5], (7, RecordStatus::Ok, s(&["q\"", ""])));
+        assert_eq!(whole[6].1, RecordStatus::InvalidEncoding);
+        assert_eq!(
+            whole[7],
+            (9, RecordStatus::UnterminatedQuote, s(&["last", "open\r\n"]))
+        );
+        for piece in [1, 2, 3, 5, 7, 64] {
+            for max in [1, 2, 7, usize::MAX] {
+                assert_eq!(
+                    parse_pieces(input, piece, max),
+                    whole,
+                    "piece {piece} max {max}"
+                );
+            }
+        }
+    }
+}
