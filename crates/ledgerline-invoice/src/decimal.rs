@@ -10,7 +10,7 @@
 //!   (`|i64|³ < 2²⁵⁵`);
 //! - when scales are huge, a term far below the rounding grid is replaced by
 //!   a *sticky* epsilon of the same sign, which provably rounds the same way
-//!   (see [`round_sum`]), so no power of ten above `10⁷⁷` is ever needed.
+//!   (see `round_sum`), so no power of ten above `10⁷⁷` is ever needed.
 
 use std::cmp::Ordering;
 
