@@ -24,7 +24,8 @@ fn settings(chunk: usize) -> Settings {
 /// Per-currency (lines, net, tax, gross) as exact decimal strings summed by
 /// hand-rolled fixed-point arithmetic on the printed amounts.
 fn totals(report: &serde_json::Value) -> BTreeMap<String, (u64, i128, i128, i128)> {
-    let amount = |v: &serde_json::Value| -> i128 { v.as_str().unwrap().replace('.', "").parse().unwrap() };
+    let amount =
+        |v: &serde_json::Value| -> i128 { v.as_str().unwrap().replace('.', "").parse().unwrap() };
     report["totals"]
         .as_array()
         .unwrap()
@@ -32,7 +33,12 @@ fn totals(report: &serde_json::Value) -> BTreeMap<String, (u64, i128, i128, i128
         .map(|t| {
             (
                 t["currency"].as_str().unwrap().to_string(),
-                (t["lines"].as_u64().unwrap(), amount(&t["net"]), amount(&t["tax"]), amount(&t["gross"])),
+                (
+                    t["lines"].as_u64().unwrap(),
+                    amount(&t["net"]),
+                    amount(&t["tax"]),
+                    amount(&t["gross"]),
+                ),
             )
         })
         .collect()

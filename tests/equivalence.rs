@@ -10,7 +10,14 @@ use ledgerline::optimized::OptimizedProcessor;
 use proptest::prelude::*;
 
 /// A few ids, so invoices span chunks with consistent and inconsistent lines.
-static IDS: [&str; 6] = ["INV-1", "INV-2", "INV-3", "INV-4", "", "INV-0000000000000000000000000000000000000000000000000000000000000000001"];
+static IDS: [&str; 6] = [
+    "INV-1",
+    "INV-2",
+    "INV-3",
+    "INV-4",
+    "",
+    "INV-0000000000000000000000000000000000000000000000000000000000000000001",
+];
 
 fn settings(pairs: &[(&str, String)]) -> Settings {
     let mut s = Settings::default();

@@ -39,22 +39,73 @@ fn pick(options: &'static [&'static str]) -> impl Strategy<Value = String> {
 }
 
 /// Fields that are mostly valid, with every kind of error mixed in.
-pub fn row(ids: &'static [&'static str], iso_dates_only: bool) -> impl Strategy<Value = Vec<String>> {
+pub fn row(
+    ids: &'static [&'static str],
+    iso_dates_only: bool,
+) -> impl Strategy<Value = Vec<String>> {
     let dates: &'static [&'static str] = if iso_dates_only {
-        &["2024-01-15", "2024-02-29", "2023-12-31", "2024-02-30", "", "2024-03-01T10:00:00Z"]
+        &[
+            "2024-01-15",
+            "2024-02-29",
+            "2023-12-31",
+            "2024-02-30",
+            "",
+            "2024-03-01T10:00:00Z",
+        ]
     } else {
-        &["2024-01-15", "05/03/2024", "13/03/2024", "03/13/2024", "5.3.2024", "2024-02-30", "", "2024-03-01 10:00"]
+        &[
+            "2024-01-15",
+            "05/03/2024",
+            "13/03/2024",
+            "03/13/2024",
+            "5.3.2024",
+            "2024-02-30",
+            "",
+            "2024-03-01 10:00",
+        ]
     };
     let text = prop_oneof![
-        pick(&["Widget", "Gadget, large", "Pipe 3\" steel", "a \"quoted\" word", "line\nbreak", "x\r\ny", "", "  padded  ", "Müller & Söhne"]),
+        pick(&[
+            "Widget",
+            "Gadget, large",
+            "Pipe 3\" steel",
+            "a \"quoted\" word",
+            "line\nbreak",
+            "x\r\ny",
+            "",
+            "  padded  ",
+            "Müller & Söhne"
+        ]),
         "[a-z ,;\"]{0,12}",
     ];
     (
-        (pick(ids), pick(dates), pick(&["", "2024-02-15", "2023-01-01", "2024-13-01"])),
-        (pick(&["C1", "C2", "c1", "", "NA"]), text.clone(), pick(&["SKU-1", ""]), text),
         (
-            pick(&["1", "2", "2.5", "-3", "0", "abc", "", "1,000", "0.001", "1234567890123456"]),
-            pick(&["10.00", "0.333", "-1", "(5.00)", "1,234.50", "2.675", "0", "1e3", ""]),
+            pick(ids),
+            pick(dates),
+            pick(&["", "2024-02-15", "2023-01-01", "2024-13-01"]),
+        ),
+        (
+            pick(&["C1", "C2", "c1", "", "NA"]),
+            text.clone(),
+            pick(&["SKU-1", ""]),
+            text,
+        ),
+        (
+            pick(&[
+                "1",
+                "2",
+                "2.5",
+                "-3",
+                "0",
+                "abc",
+                "",
+                "1,000",
+                "0.001",
+                "1234567890123456",
+            ]),
+            pick(&[
+                "10.00", "0.333", "-1", "(5.00)", "1,234.50", "2.675", "0", "1e3", "",
+            ]),
             pick(&["", "0.2", "20%", "1.5", "x", "0", "%", "0.075"]),
             pick(&["", "12.00", "10.00", "25.00", "2.68", "x", "0.00", "3"]),
             pick(&["USD", "EUR", "JPY", "KWD", "usd", "XYZ", "", "N/A"]),
@@ -77,7 +128,12 @@ pub fn line(ids: &'static [&'static str], iso_dates_only: bool) -> impl Strategy
 
 /// A CSV field, quoted when it must be.
 pub fn field(f: &str, delimiter: char) -> String {
-    if f.contains(delimiter) || f.contains('"') || f.contains('\n') || f.contains('\r') || f.starts_with(' ') {
+    if f.contains(delimiter)
+        || f.contains('"')
+        || f.contains('\n')
+        || f.contains('\r')
+        || f.starts_with(' ')
+    {
         format!("\"{}\"", f.replace('"', "\"\""))
     } else {
         f.to_string()
@@ -92,13 +148,19 @@ pub fn render(lines: &[Line], crlf: &[bool], delimiter: char) -> Vec<u8> {
     out.push('\n');
     for (i, l) in lines.iter().enumerate() {
         let text = match l {
-            Line::Row(fields) | Line::Ragged(fields) => {
-                fields.iter().map(|f| field(f, delimiter)).collect::<Vec<_>>().join(&d)
-            }
+            Line::Row(fields) | Line::Ragged(fields) => fields
+                .iter()
+                .map(|f| field(f, delimiter))
+                .collect::<Vec<_>>()
+                .join(&d),
             Line::Blank(b) => b.replace(',', &d),
         };
         out.push_str(&text);
-        out.push_str(if crlf.get(i).copied().unwrap_or(false) { "\r\n" } else { "\n" });
+        out.push_str(if crlf.get(i).copied().unwrap_or(false) {
+            "\r\n"
+        } else {
+            "\n"
+        });
     }
     out.into_bytes()
 }

@@ -40,7 +40,11 @@ impl Session {
             settings.chunk_size,
             |batch, max| reader.read_batch(batch, max),
         )?;
-        Ok(Session { rules, prelude, csv })
+        Ok(Session {
+            rules,
+            prelude,
+            csv,
+        })
     }
 
     /// The report's `source` for what was read.
@@ -83,7 +87,13 @@ pub fn metrics(
     started: Instant,
 ) -> Metrics {
     let elapsed = started.elapsed().as_secs_f64();
-    let per_second = |n: u64| if elapsed > 0.0 { n as f64 / elapsed } else { 0.0 };
+    let per_second = |n: u64| {
+        if elapsed > 0.0 {
+            n as f64 / elapsed
+        } else {
+            0.0
+        }
+    };
     Metrics {
         processor: processor.to_string(),
         level,

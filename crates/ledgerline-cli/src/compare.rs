@@ -95,8 +95,14 @@ mod tests {
         let a = json!({"rows": {"valid": 3}, "errors": [{"row": 2}, {"row": 5}]});
         assert_eq!(first_difference(&a, &a.clone(), "$"), None);
         let b = json!({"rows": {"valid": 3}, "errors": [{"row": 2}, {"row": 6}]});
-        assert_eq!(first_difference(&a, &b, "$").unwrap(), "$.errors[1].row: standard 5 vs optimized 6");
+        assert_eq!(
+            first_difference(&a, &b, "$").unwrap(),
+            "$.errors[1].row: standard 5 vs optimized 6"
+        );
         let c = json!({"rows": {"valid": 3}, "errors": [{"row": 2}]});
-        assert_eq!(first_difference(&a, &c, "$").unwrap(), "$.errors: 2 items vs 1");
+        assert_eq!(
+            first_difference(&a, &c, "$").unwrap(),
+            "$.errors: 2 items vs 1"
+        );
     }
 }

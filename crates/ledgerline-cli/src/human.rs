@@ -27,7 +27,11 @@ pub fn summary(path: &Path, r: &Report) -> String {
         rows.valid, rows.invalid, rows.blank, rows.total, r.invoices
     );
     if !r.totals.is_empty() {
-        let _ = writeln!(s, "\n{:<8} {:>8} {:>9} {:>20} {:>20} {:>20}", "currency", "lines", "invoices", "net", "tax", "gross");
+        let _ = writeln!(
+            s,
+            "\n{:<8} {:>8} {:>9} {:>20} {:>20} {:>20}",
+            "currency", "lines", "invoices", "net", "tax", "gross"
+        );
         for t in &r.totals {
             let _ = writeln!(
                 s,
@@ -37,17 +41,37 @@ pub fn summary(path: &Path, r: &Report) -> String {
         }
     }
     if !r.error_counts.is_empty() {
-        let counts: Vec<String> = r.error_counts.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let counts: Vec<String> = r
+            .error_counts
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
         let _ = writeln!(s, "\nerrors: {}", counts.join(", "));
         for e in r.errors.iter().take(SHOWN_ERRORS) {
             let column = e.column.unwrap_or("-");
-            let value = e.value.as_deref().map(|v| format!(" {v:?}")).unwrap_or_default();
-            let _ = writeln!(s, "  row {:>7}  {:<13} {:<22}{}  {}", e.row, column, e.code.as_str(), value, e.message);
+            let value = e
+                .value
+                .as_deref()
+                .map(|v| format!(" {v:?}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  row {:>7}  {:<13} {:<22}{}  {}",
+                e.row,
+                column,
+                e.code.as_str(),
+                value,
+                e.message
+            );
         }
         let listed = r.errors.len().min(SHOWN_ERRORS);
         let total: u64 = r.error_counts.values().sum();
         if total > listed as u64 {
-            let _ = writeln!(s, "  … {} more (use --json for the full list)", total - listed as u64);
+            let _ = writeln!(
+                s,
+                "  … {} more (use --json for the full list)",
+                total - listed as u64
+            );
         }
     }
     for w in &r.warnings {

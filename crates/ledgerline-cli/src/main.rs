@@ -142,7 +142,14 @@ fn main() {
             }
         },
         Command::Rows(args) => rows::run(&args.file, |s| {
-            apply_all(s, [("sheet", &args.sheet), ("delimiter", &args.delimiter), ("encoding", &args.encoding)])
+            apply_all(
+                s,
+                [
+                    ("sheet", &args.sheet),
+                    ("delimiter", &args.delimiter),
+                    ("encoding", &args.encoding),
+                ],
+            )
         }),
     };
     std::process::exit(code);
@@ -187,7 +194,10 @@ fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
     Ok(s)
 }
 
-fn processor_for(name: Option<&str>, settings: Settings) -> Result<Box<dyn FileProcessor>, FileError> {
+fn processor_for(
+    name: Option<&str>,
+    settings: Settings,
+) -> Result<Box<dyn FileProcessor>, FileError> {
     match name.unwrap_or("optimized") {
         "standard" => Ok(Box::new(StandardProcessor::new(settings))),
         "optimized" => Ok(Box::new(OptimizedProcessor::new(settings))),

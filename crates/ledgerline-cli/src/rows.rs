@@ -34,13 +34,16 @@ fn print_rows(
     configure(&mut settings)?;
     let mut reader = ledgerline_read::open_path(path, &settings)?;
     let mut batch = RecordBatch::new();
-    let broken_pipe = |e: std::io::Error| FileError::new(ledgerline_core::FileErrorCode::Io, format!("stdout: {e}"));
+    let broken_pipe = |e: std::io::Error| {
+        FileError::new(ledgerline_core::FileErrorCode::Io, format!("stdout: {e}"))
+    };
     while reader.read_batch(&mut batch, 4096)? > 0 {
         let mut fields: Vec<Cow<'_, str>> = Vec::new();
         for r in batch.iter() {
             fields.clear();
             fields.extend(r.fields().map(String::from_utf8_lossy));
-            serde_json::to_writer(&mut *out, &fields).map_err(|e| broken_pipe(std::io::Error::other(e)))?;
+            serde_json::to_writer(&mut *out, &fields)
+                .map_err(|e| broken_pipe(std::io::Error::other(e)))?;
             out.write_all(b"\n").map_err(broken_pipe)?;
             if r.status() == RecordStatus::UnterminatedQuote {
                 return Ok(());

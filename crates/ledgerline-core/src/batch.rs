@@ -149,7 +149,9 @@ impl RecordBatch {
     /// Discards fields pushed since the last [`RecordBatch::finish_record`].
     pub fn discard_partial(&mut self) {
         let fields_end = self.records.last().map_or(0, |r| r.fields_end as usize);
-        let data_end = fields_end.checked_sub(1).map_or(0, |i| self.ends[i] as usize);
+        let data_end = fields_end
+            .checked_sub(1)
+            .map_or(0, |i| self.ends[i] as usize);
         self.ends.truncate(fields_end);
         self.kinds.truncate(fields_end.min(self.kinds.len()));
         self.data.truncate(data_end);
@@ -308,7 +310,10 @@ mod tests {
         data.extend_from_slice(b"abcd");
         ends.extend([1, 4]);
         b.finish_record(7, RecordStatus::Ok);
-        assert_eq!(b.record(0).fields().collect::<Vec<_>>(), vec![&b"a"[..], b"bcd"]);
+        assert_eq!(
+            b.record(0).fields().collect::<Vec<_>>(),
+            vec![&b"a"[..], b"bcd"]
+        );
         assert_eq!(b.record(0).row(), 7);
         b.push_cell(CellKind::Bool, b"true");
         assert!(b.text_buffers_mut().is_none());

@@ -37,7 +37,7 @@ pub use batch::{CellKind, Record, RecordBatch, RecordStatus};
 pub use error::{FileError, FileErrorCode};
 pub use processor::FileProcessor;
 pub use report::{
-    CurrencyTotal, ErrorCode, Metrics, Report, RowCounts, RowError, Source, Warning, WarningCode,
-    REPORT_VERSION, strip_for_comparison,
+    strip_for_comparison, CurrencyTotal, ErrorCode, Metrics, Report, RowCounts, RowError, Source,
+    Warning, WarningCode, REPORT_VERSION,
 };
 pub use settings::{DateOrder, DecimalSeparator, Field, Settings, DEFAULT_NULL_VALUES};

@@ -300,6 +300,9 @@ mod tests {
             "error": {"code": "io", "message": "gone"}
         });
         strip_for_comparison(&mut v);
-        assert_eq!(v, serde_json::json!({"a": 1, "errors": [{"row": 2}], "error": {"code": "io"}}));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 1, "errors": [{"row": 2}], "error": {"code": "io"}})
+        );
     }
 }

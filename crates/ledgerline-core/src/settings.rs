@@ -286,7 +286,10 @@ impl Settings {
                 self.encoding = Some(encoding);
             }
             "sheet" => self.sheet = Some(value.to_string()),
-            "max_errors" => self.max_errors = parse_count(value).ok_or_else(|| bad("expected a whole number >= 0"))?,
+            "max_errors" => {
+                self.max_errors =
+                    parse_count(value).ok_or_else(|| bad("expected a whole number >= 0"))?
+            }
             "null_values" => {
                 self.null_values = value
                     .split(',')
@@ -322,7 +325,8 @@ impl Settings {
             "memory_threshold" | "memory_threshold_mb" => {
                 self.memory_threshold_mb = parse_count(value)
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| bad("expected megabytes >= 1"))? as u64
+                    .ok_or_else(|| bad("expected megabytes >= 1"))?
+                    as u64
             }
             "optimization_level" | "level" => {
                 self.optimization_level = match value.trim() {
@@ -416,7 +420,11 @@ mod tests {
             ("bogus", "1"),
         ] {
             let err = s.apply(name, value).unwrap_err();
-            assert_eq!(err.code, crate::FileErrorCode::InvalidSettings, "{name}={value}");
+            assert_eq!(
+                err.code,
+                crate::FileErrorCode::InvalidSettings,
+                "{name}={value}"
+            );
         }
     }
 
@@ -435,6 +443,9 @@ mod tests {
         s.apply("tolerance", "0").unwrap();
         s.apply("max_errors", "0").unwrap();
         s.apply("map", "invoice_id=Invoice No.").unwrap();
-        assert_eq!(s.column_map, vec![(Field::InvoiceId, "Invoice No.".to_string())]);
+        assert_eq!(
+            s.column_map,
+            vec![(Field::InvoiceId, "Invoice No.".to_string())]
+        );
     }
 }

@@ -43,7 +43,8 @@ impl Columns {
         for field in Field::ALL {
             let found = &candidates[field.index()];
             if found.len() > 1 {
-                let names: Vec<String> = found.iter().map(|i| format!("{:?}", header[*i])).collect();
+                let names: Vec<String> =
+                    found.iter().map(|i| format!("{:?}", header[*i])).collect();
                 return Err(FileError::new(
                     FileErrorCode::AmbiguousColumn,
                     format!(
@@ -66,7 +67,10 @@ impl Columns {
         if !missing.is_empty() {
             return Err(FileError::new(
                 FileErrorCode::MissingColumns,
-                format!("{file}: no column for the required field(s) {}", missing.join(", ")),
+                format!(
+                    "{file}: no column for the required field(s) {}",
+                    missing.join(", ")
+                ),
             ));
         }
         Ok(Columns {
@@ -117,7 +121,15 @@ mod tests {
         Rules::new(&s).unwrap()
     }
 
-    const BASIC: [&str; 7] = ["Invoice No.", "Date", "Customer ID", "Qty", "Unit Price", "CCY", "Notes"];
+    const BASIC: [&str; 7] = [
+        "Invoice No.",
+        "Date",
+        "Customer ID",
+        "Qty",
+        "Unit Price",
+        "CCY",
+        "Notes",
+    ];
 
     #[test]
     fn aliases() {
@@ -134,7 +146,8 @@ mod tests {
 
     #[test]
     fn ambiguous_before_missing() {
-        let e = Columns::resolve(&header(&["invoice", "invoice_no", "qty"]), &rules(&[]), "f").unwrap_err();
+        let e = Columns::resolve(&header(&["invoice", "invoice_no", "qty"]), &rules(&[]), "f")
+            .unwrap_err();
         assert_eq!(e.code, FileErrorCode::AmbiguousColumn);
     }
 
@@ -153,14 +166,28 @@ mod tests {
     #[test]
     fn mapping_takes_the_column_and_has_no_fallback() {
         // "Amount" would be line_total by alias; mapped to unit_price it is taken.
-        let h = header(&["Nr", "Date", "Customer", "Account", "Qty", "Amount", "Total", "Currency"]);
-        let c = Columns::resolve(&h, &rules(&[("map", "invoice_id=Nr"), ("map", "unit_price=amount")]), "f").unwrap();
+        let h = header(&[
+            "Nr", "Date", "Customer", "Account", "Qty", "Amount", "Total", "Currency",
+        ]);
+        let c = Columns::resolve(
+            &h,
+            &rules(&[("map", "invoice_id=Nr"), ("map", "unit_price=amount")]),
+            "f",
+        )
+        .unwrap();
         assert_eq!(c.get(Field::InvoiceId), Some(0));
         assert_eq!(c.get(Field::UnitPrice), Some(5));
         assert_eq!(c.get(Field::LineTotal), Some(6));
         // A mapping to an absent header leaves the field unmapped, even though
         // an alias column exists.
-        let h = header(&["invoice_id", "date", "customer_id", "qty", "price", "currency"]);
+        let h = header(&[
+            "invoice_id",
+            "date",
+            "customer_id",
+            "qty",
+            "price",
+            "currency",
+        ]);
         let e = Columns::resolve(&h, &rules(&[("map", "invoice_id=Nr")]), "f").unwrap_err();
         assert_eq!(e.code, FileErrorCode::MissingColumns);
         assert!(e.message.contains("invoice_id"));

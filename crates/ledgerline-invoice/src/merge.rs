@@ -156,7 +156,9 @@ impl Merger {
             .collect();
         let mut totals = Vec::new();
         for (i, s) in self.sums.iter().enumerate() {
-            let Some(currency) = Currency::from_index(i) else { continue };
+            let Some(currency) = Currency::from_index(i) else {
+                continue;
+            };
             if s.lines == 0 {
                 continue;
             }

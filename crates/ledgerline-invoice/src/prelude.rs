@@ -1,7 +1,9 @@
 //! The start of a file: the header row, the column mapping and the `auto`
 //! date order, decided before any row is validated.
 
-use ledgerline_core::{DateOrder, Field, FileError, FileErrorCode, RecordBatch, RecordStatus, Warning, WarningCode};
+use ledgerline_core::{
+    DateOrder, Field, FileError, FileErrorCode, RecordBatch, RecordStatus, Warning, WarningCode,
+};
 
 use crate::columns::Columns;
 use crate::date::DateOrderVote;
@@ -45,8 +47,7 @@ pub fn read_prelude(
 ) -> Result<Prelude, FileError> {
     let batch_size = batch_size.max(1);
     let mut batch = RecordBatch::new();
-    let mut at_end = false;
-    let (header_row, header, rest) = loop {
+    let (header_row, header, rest, mut at_end) = loop {
         if read(&mut batch, batch_size)? == 0 {
             return Err(FileError::new(
                 FileErrorCode::NoHeader,
@@ -58,12 +59,14 @@ pub fn read_prelude(
             .position(|r| !r.fields().all(|f| rules.is_empty_value(f)));
         if let Some(i) = found {
             let r = batch.record(i);
-            let names: Vec<String> = r.fields().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            let names: Vec<String> = r
+                .fields()
+                .map(|f| String::from_utf8_lossy(f).into_owned())
+                .collect();
             let row = r.row();
             let ended = r.status() == RecordStatus::UnterminatedQuote;
             let rest = batch.split_off(i + 1);
-            at_end = ended;
-            break (row, names, rest);
+            break (row, names, rest, ended);
         }
     };
     let columns = Columns::resolve(&header, rules, file)?;
@@ -88,7 +91,8 @@ pub fn read_prelude(
                     if *seen >= VOTE_RECORDS {
                         return;
                     }
-                    if r.status() == RecordStatus::Ok && r.fields().all(|f| rules.is_empty_value(f)) {
+                    if r.status() == RecordStatus::Ok && r.fields().all(|f| rules.is_empty_value(f))
+                    {
                         continue;
                     }
                     *seen += 1;
@@ -96,7 +100,9 @@ pub fn read_prelude(
                         continue;
                     }
                     for field in [Field::InvoiceDate, Field::DueDate] {
-                        let Some(j) = columns.get(field) else { continue };
+                        let Some(j) = columns.get(field) else {
+                            continue;
+                        };
                         if r.kind(j) == ledgerline_core::CellKind::Text {
                             vote.observe(trim_bytes(r.field(j)));
                         }

@@ -70,7 +70,10 @@ impl Rules {
         }
         let lens = null_ascii.iter().map(Vec::len);
         let null_len = if null_other.is_empty() {
-            (lens.clone().min().unwrap_or(usize::MAX), lens.max().unwrap_or(0))
+            (
+                lens.clone().min().unwrap_or(usize::MAX),
+                lens.max().unwrap_or(0),
+            )
         } else {
             (0, usize::MAX)
         };
@@ -99,7 +102,11 @@ impl Rules {
             return false;
         }
         let bytes = value.as_bytes();
-        if self.null_ascii.iter().any(|t| t.eq_ignore_ascii_case(bytes)) {
+        if self
+            .null_ascii
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(bytes))
+        {
             return true;
         }
         !self.null_other.is_empty() && {
@@ -131,7 +138,8 @@ pub fn trim_bytes(raw: &[u8]) -> &[u8] {
         end -= 1;
     }
     let t = &raw[start..end];
-    let non_ascii_edge = t.first().is_some_and(|b| *b >= 0x80) || t.last().is_some_and(|b| *b >= 0x80);
+    let non_ascii_edge =
+        t.first().is_some_and(|b| *b >= 0x80) || t.last().is_some_and(|b| *b >= 0x80);
     if non_ascii_edge {
         if let Ok(s) = std::str::from_utf8(t) {
             return s.trim().as_bytes();
@@ -174,7 +182,10 @@ mod tests {
         assert!(Rules::new(&s).is_err());
         s.apply("default_currency", "eur").unwrap();
         let r = Rules::new(&s).unwrap();
-        assert_eq!(r.default_currency.map(|c| c.code().to_string()).as_deref(), Some("EUR"));
+        assert_eq!(
+            r.default_currency.map(|c| c.code().to_string()).as_deref(),
+            Some("EUR")
+        );
         let mut s = Settings::default();
         s.apply("null_values", "-,Ünknown").unwrap();
         let r = Rules::new(&s).unwrap();

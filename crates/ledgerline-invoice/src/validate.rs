@@ -6,7 +6,9 @@
 //! in chunk order ([`crate::merge::Merger`]). Chunks are independent, so
 //! they can be validated on any thread in any order.
 
-use ledgerline_core::{CellKind, DateOrder, ErrorCode, Field, Record, RecordBatch, RecordStatus, RowError};
+use ledgerline_core::{
+    CellKind, DateOrder, ErrorCode, Field, Record, RecordBatch, RecordStatus, RowError,
+};
 
 use crate::columns::{is_required, Columns};
 use crate::currency::{self, Currency};
@@ -71,6 +73,20 @@ pub struct ChunkResult {
 }
 
 impl ChunkResult {
+    /// Adds `delta` to every row number: for chunks parsed with rows
+    /// relative to their own start.
+    pub fn shift_rows(&mut self, delta: u64) {
+        if delta == 0 {
+            return;
+        }
+        for e in &mut self.errors {
+            e.row += delta;
+        }
+        for c in &mut self.candidates {
+            c.row += delta;
+        }
+    }
+
     /// The text of span `k` of `candidate`.
     pub fn span(&self, candidate: &Candidate, k: usize) -> &str {
         let (a, b) = candidate.spans[k];
@@ -147,7 +163,12 @@ impl<'a> Validator<'a> {
         record.fields().all(|f| self.rules.is_empty_value(f))
     }
 
-    fn check_record(&self, record: &Record<'_>, errors: &mut Vec<RowError>, out: &mut ChunkResult) -> Outcome {
+    fn check_record(
+        &self,
+        record: &Record<'_>,
+        errors: &mut Vec<RowError>,
+        out: &mut ChunkResult,
+    ) -> Outcome {
         let row = record.row();
         match record.status() {
             RecordStatus::UnterminatedQuote => {
@@ -155,7 +176,11 @@ impl<'a> Validator<'a> {
                 return Outcome::Invalid;
             }
             RecordStatus::InvalidEncoding => {
-                errors.push(whole_record(row, ErrorCode::InvalidEncoding, "the record holds a byte sequence that is invalid in the file's encoding"));
+                errors.push(whole_record(
+                    row,
+                    ErrorCode::InvalidEncoding,
+                    "the record holds a byte sequence that is invalid in the file's encoding",
+                ));
                 return Outcome::Invalid;
             }
             RecordStatus::Ok => {}
@@ -167,7 +192,11 @@ impl<'a> Validator<'a> {
             errors.push(whole_record(
                 row,
                 ErrorCode::RaggedRow,
-                &format!("the record has {} fields, the header {}", record.len(), self.columns.header_len()),
+                &format!(
+                    "the record has {} fields, the header {}",
+                    record.len(),
+                    self.columns.header_len()
+                ),
             ));
             return Outcome::Invalid;
         }
@@ -184,8 +213,16 @@ impl<'a> Validator<'a> {
         // invoice_id
         let id = self.value(record, Field::InvoiceId);
         if let Some(v) = id {
-            if !self.cell_error(v, Field::InvoiceId, &mut err) && !self.missing(v, Field::InvoiceId, &mut err) && v.text.chars().count() > MAX_INVOICE_ID {
-                err(Field::InvoiceId, ErrorCode::ValueTooLong, v.text, format!("invoice_id is longer than {MAX_INVOICE_ID} characters"));
+            if !self.cell_error(v, Field::InvoiceId, &mut err)
+                && !self.missing(v, Field::InvoiceId, &mut err)
+                && v.text.chars().count() > MAX_INVOICE_ID
+            {
+                err(
+                    Field::InvoiceId,
+                    ErrorCode::ValueTooLong,
+                    v.text,
+                    format!("invoice_id is longer than {MAX_INVOICE_ID} characters"),
+                );
             }
         }
         // invoice_date, due_date
@@ -194,26 +231,41 @@ impl<'a> Validator<'a> {
         // customer_id
         let customer = self.value(record, Field::CustomerId);
         if let Some(v) = customer {
-            let _ = self.cell_error(v, Field::CustomerId, &mut err) || self.missing(v, Field::CustomerId, &mut err);
+            let _ = self.cell_error(v, Field::CustomerId, &mut err)
+                || self.missing(v, Field::CustomerId, &mut err);
         }
         // quantity
-        let quantity = self.decimal_field(record, Field::Quantity, &mut err).and_then(|(q, v)| {
-            if q.is_zero() {
-                err(Field::Quantity, ErrorCode::ZeroQuantity, v.text, "quantity is zero".to_string());
-                None
-            } else {
-                Some(q)
-            }
-        });
+        let quantity = self
+            .decimal_field(record, Field::Quantity, &mut err)
+            .and_then(|(q, v)| {
+                if q.is_zero() {
+                    err(
+                        Field::Quantity,
+                        ErrorCode::ZeroQuantity,
+                        v.text,
+                        "quantity is zero".to_string(),
+                    );
+                    None
+                } else {
+                    Some(q)
+                }
+            });
         // unit_price
-        let price = self.decimal_field(record, Field::UnitPrice, &mut err).and_then(|(p, v)| {
-            if p.is_negative() {
-                err(Field::UnitPrice, ErrorCode::NegativePrice, v.text, "unit_price is below zero".to_string());
-                None
-            } else {
-                Some(p)
-            }
-        });
+        let price = self
+            .decimal_field(record, Field::UnitPrice, &mut err)
+            .and_then(|(p, v)| {
+                if p.is_negative() {
+                    err(
+                        Field::UnitPrice,
+                        ErrorCode::NegativePrice,
+                        v.text,
+                        "unit_price is below zero".to_string(),
+                    );
+                    None
+                } else {
+                    Some(p)
+                }
+            });
         // tax_rate: empty means 0, a trailing % means percent.
         let tax = self.tax_rate(record, &mut err);
         // line_total: optional.
@@ -228,7 +280,10 @@ impl<'a> Validator<'a> {
             let minor = currency.map_or(2, |c| c.minor_units());
             let amounts = line_amounts(q, p, t, minor);
             if let Some((lt, v)) = line_total {
-                let tolerance = self.rules.tolerance.unwrap_or(Decimal { mantissa: 1, scale: minor });
+                let tolerance = self.rules.tolerance.unwrap_or(Decimal {
+                    mantissa: 1,
+                    scale: minor,
+                });
                 if exceeds_tolerance(lt, amounts.expected, minor, tolerance) {
                     err(Field::LineTotal, ErrorCode::LineTotalMismatch, v.text, format!("line_total differs from quantity × unit_price × (1 + tax_rate) = {} by more than the tolerance", crate::decimal::format_minor(amounts.expected.into(), minor)));
                 }
@@ -238,7 +293,12 @@ impl<'a> Validator<'a> {
         // due_before_issue
         if let (Some((issue, _)), Some((due, dv))) = (issue, due) {
             if due < issue {
-                err(Field::DueDate, ErrorCode::DueBeforeIssue, dv.text, "due_date is earlier than invoice_date".to_string());
+                err(
+                    Field::DueDate,
+                    ErrorCode::DueBeforeIssue,
+                    dv.text,
+                    "due_date is earlier than invoice_date".to_string(),
+                );
             }
         }
 
@@ -258,7 +318,10 @@ impl<'a> Validator<'a> {
         };
         let currency_text = self.value(record, Field::Currency).map_or("", |v| v.text);
         let mut spans = [(0u32, 0u32); 4];
-        for (k, s) in [idv.text, cv.text, currency_text, date_value.text].into_iter().enumerate() {
+        for (k, s) in [idv.text, cv.text, currency_text, date_value.text]
+            .into_iter()
+            .enumerate()
+        {
             let a = out.text.len() as u32;
             out.text.push_str(s);
             spans[k] = (a, out.text.len() as u32);
@@ -276,18 +339,38 @@ impl<'a> Validator<'a> {
     }
 
     /// `cell_error` for an Excel error cell; true when reported.
-    fn cell_error(&self, v: Value<'_>, field: Field, err: &mut impl FnMut(Field, ErrorCode, &str, String)) -> bool {
+    fn cell_error(
+        &self,
+        v: Value<'_>,
+        field: Field,
+        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+    ) -> bool {
         if v.kind == CellKind::Error {
-            err(field, ErrorCode::CellError, v.text, format!("{} holds the error cell {}", field.name(), v.text));
+            err(
+                field,
+                ErrorCode::CellError,
+                v.text,
+                format!("{} holds the error cell {}", field.name(), v.text),
+            );
             return true;
         }
         false
     }
 
     /// `missing_value` for an empty required field; true when reported.
-    fn missing(&self, v: Value<'_>, field: Field, err: &mut impl FnMut(Field, ErrorCode, &str, String)) -> bool {
+    fn missing(
+        &self,
+        v: Value<'_>,
+        field: Field,
+        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+    ) -> bool {
         if v.empty && is_required(field, self.rules) {
-            err(field, ErrorCode::MissingValue, v.text, format!("{} is required", field.name()));
+            err(
+                field,
+                ErrorCode::MissingValue,
+                v.text,
+                format!("{} is required", field.name()),
+            );
             return true;
         }
         false
@@ -312,7 +395,12 @@ impl<'a> Validator<'a> {
         match date {
             Some(d) => Some((d, v)),
             None => {
-                err(field, ErrorCode::InvalidDate, v.text, format!("{} is not a date", field.name()));
+                err(
+                    field,
+                    ErrorCode::InvalidDate,
+                    v.text,
+                    format!("{} is not a date", field.name()),
+                );
                 None
             }
         }
@@ -333,7 +421,12 @@ impl<'a> Validator<'a> {
         match self.parse_number(v, v.text) {
             Some(d) => Some((d, v)),
             None => {
-                err(field, ErrorCode::InvalidDecimal, v.text, format!("{} is not a decimal", field.name()));
+                err(
+                    field,
+                    ErrorCode::InvalidDecimal,
+                    v.text,
+                    format!("{} is not a decimal", field.name()),
+                );
                 None
             }
         }
@@ -351,7 +444,11 @@ impl<'a> Validator<'a> {
 
     /// The tax rate as a fraction; `Some(0)` when unmapped or empty, `None`
     /// when in error (reported).
-    fn tax_rate(&self, record: &Record<'_>, err: &mut impl FnMut(Field, ErrorCode, &str, String)) -> Option<Decimal> {
+    fn tax_rate(
+        &self,
+        record: &Record<'_>,
+        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+    ) -> Option<Decimal> {
         let Some(v) = self.value(record, Field::TaxRate) else {
             return Some(Decimal::ZERO);
         };
@@ -370,11 +467,21 @@ impl<'a> Validator<'a> {
         };
         match parsed {
             None => {
-                err(Field::TaxRate, ErrorCode::InvalidDecimal, v.text, "tax_rate is not a decimal".to_string());
+                err(
+                    Field::TaxRate,
+                    ErrorCode::InvalidDecimal,
+                    v.text,
+                    "tax_rate is not a decimal".to_string(),
+                );
                 None
             }
             Some(t) if t.is_negative() || t.cmp_value(Decimal::ONE).is_gt() => {
-                err(Field::TaxRate, ErrorCode::TaxRateOutOfRange, v.text, "tax_rate is outside [0, 1]".to_string());
+                err(
+                    Field::TaxRate,
+                    ErrorCode::TaxRateOutOfRange,
+                    v.text,
+                    "tax_rate is outside [0, 1]".to_string(),
+                );
                 None
             }
             Some(t) => Some(t),
@@ -383,7 +490,11 @@ impl<'a> Validator<'a> {
 
     /// The row's currency: upper-cased and looked up; the default currency
     /// when empty. `None` when in error (reported).
-    fn currency(&self, record: &Record<'_>, err: &mut impl FnMut(Field, ErrorCode, &str, String)) -> Option<Currency> {
+    fn currency(
+        &self,
+        record: &Record<'_>,
+        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+    ) -> Option<Currency> {
         let v = self.value(record, Field::Currency);
         match v {
             None => self.rules.default_currency,
@@ -400,7 +511,12 @@ impl<'a> Validator<'a> {
                 }
                 let found = currency::lookup(v.text);
                 if found.is_none() {
-                    err(Field::Currency, ErrorCode::UnknownCurrency, v.text, "currency is not an ISO 4217 code".to_string());
+                    err(
+                        Field::Currency,
+                        ErrorCode::UnknownCurrency,
+                        v.text,
+                        "currency is not an ISO 4217 code".to_string(),
+                    );
                 }
                 found
             }

@@ -35,11 +35,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledgerline_baseline::session::{self, Session};
-use ledgerline_core::{FileError, FileErrorCode, FileProcessor, RecordBatch, Report, Settings};
+use ledgerline_core::{
+    FileError, FileErrorCode, FileProcessor, RecordBatch, Report, Settings, Source,
+};
 use ledgerline_governor::Governor;
-use ledgerline_invoice::{Merger, Rules, Validator};
+use ledgerline_invoice::{read_prelude, Merger, Rules, Validator};
 use ledgerline_read::RecordReader;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
+
+mod level3;
+
+use level3::{BlockCutter, Done, L3Error, Work};
 
 pub use ledgerline_scheduler::CancelToken;
 
@@ -92,7 +98,13 @@ impl OptimizedProcessor {
         &self.cancel
     }
 
-    fn run(&self, rules: Rules, name: &str, mut reader: Box<dyn RecordReader>, started: Instant) -> Result<Report, FileError> {
+    fn run(
+        &self,
+        rules: Rules,
+        name: &str,
+        mut reader: Box<dyn RecordReader>,
+        started: Instant,
+    ) -> Result<Report, FileError> {
         let level = self.settings.optimization_level.clamp(1, 3);
         let governor = Governor::new(&self.settings);
         let monitor = governor.monitor(Duration::from_millis(10));
@@ -100,7 +112,13 @@ impl OptimizedProcessor {
         let prelude_seconds = started.elapsed().as_secs_f64();
 
         // Learn the bytes per row from what the prelude read.
-        let rows_read: usize = session.prelude.pending.iter().map(RecordBatch::len).sum::<usize>() + 1;
+        let rows_read: usize = session
+            .prelude
+            .pending
+            .iter()
+            .map(RecordBatch::len)
+            .sum::<usize>()
+            + 1;
         let bytes_per_row = reader.bytes_read() as f64 / rows_read as f64;
         let plan = governor.plan(bytes_per_row);
 
@@ -112,7 +130,8 @@ impl OptimizedProcessor {
             session.csv,
         );
         let mut merger = Merger::new(session.rules.max_errors);
-        let mut pending: VecDeque<RecordBatch> = std::mem::take(&mut session.prelude.pending).into();
+        let mut pending: VecDeque<RecordBatch> =
+            std::mem::take(&mut session.prelude.pending).into();
         let mut at_end = session.prelude.at_end;
         let chunk_rows = plan.chunk_rows;
         let mut chunks = 0u64;
@@ -156,25 +175,10 @@ impl OptimizedProcessor {
             },
         );
         drop(monitor);
-        match result {
-            Ok(_) => {}
-            Err(ScheduleError::Failed(e)) => return Err(e),
-            Err(ScheduleError::Panicked { label, message }) => {
-                return Err(FileError::new(
-                    FileErrorCode::Internal,
-                    format!("{name}: validation failed on {label}: {message}; no report was made"),
-                ))
-            }
-            Err(ScheduleError::Cancelled) => {
-                return Err(FileError::new(
-                    FileErrorCode::Cancelled,
-                    format!("{name}: cancelled after {chunks} chunks"),
-                ))
-            }
-            Err(_) => {
-                return Err(FileError::new(FileErrorCode::Internal, format!("{name}: scheduling failed")));
-            }
-        }
+        result.map_err(|e| match e {
+            ScheduleError::Failed(e) => e,
+            other => schedule_error(name, other, chunks),
+        })?;
         let counts = merger.counts();
         let mut metrics = session::metrics(
             "optimized",
@@ -194,9 +198,190 @@ impl OptimizedProcessor {
     }
 }
 
+impl OptimizedProcessor {
+    /// Level 3 on a plain UTF-8 CSV file; see [`level3`].
+    fn run_level3(
+        &self,
+        rules: Rules,
+        path: &Path,
+        delimiter: u8,
+        bom: usize,
+        started: Instant,
+    ) -> Result<Report, L3Error> {
+        let name = path.display().to_string();
+        let governor = Governor::new(&self.settings);
+        let monitor = governor.monitor(Duration::from_millis(10));
+        let mut cutter = BlockCutter::open(path, bom, 1 << 20)?;
+
+        // The prelude, parsed block by block on this thread.
+        let mut next_line = 1u64;
+        let mut fallback = false;
+        let prelude = read_prelude(
+            &rules,
+            &name,
+            true,
+            false,
+            self.settings.chunk_size,
+            |batch, _max| {
+                let block = match cutter.next_block() {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        batch.clear();
+                        return Ok(0);
+                    }
+                    Err(L3Error::File(e)) => return Err(e),
+                    Err(L3Error::Fallback) => {
+                        fallback = true;
+                        return Err(FileError::new(FileErrorCode::Internal, "fallback"));
+                    }
+                };
+                match level3::parse_block(&block, delimiter, next_line, batch) {
+                    Ok(lines) => {
+                        next_line += lines;
+                        Ok(batch.len())
+                    }
+                    Err(L3Error::File(e)) => Err(e),
+                    Err(L3Error::Fallback) => {
+                        fallback = true;
+                        Err(FileError::new(FileErrorCode::Internal, "fallback"))
+                    }
+                }
+            },
+        );
+        let mut prelude = match prelude {
+            Ok(p) => p,
+            Err(_) if fallback => return Err(L3Error::Fallback),
+            Err(e) => return Err(L3Error::File(e)),
+        };
+        let prelude_seconds = started.elapsed().as_secs_f64();
+        let rows_read: usize = prelude.pending.iter().map(RecordBatch::len).sum::<usize>() + 1;
+        let bytes_per_row = cutter.bytes as f64 / rows_read as f64;
+        let plan = governor.plan(bytes_per_row);
+        cutter.target = ((plan.chunk_rows as f64 * bytes_per_row) as usize).max(1);
+
+        let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true);
+        let mut merger = Merger::new(rules.max_errors);
+        let mut pending: VecDeque<RecordBatch> = std::mem::take(&mut prelude.pending).into();
+        let at_end = prelude.at_end;
+        let mut line_offset = next_line - 1;
+        let mut chunks = 0u64;
+        let config = Config {
+            workers: plan.workers,
+            in_flight: plan.in_flight,
+            pipelined: true,
+        };
+        let hook = self.hook.as_deref();
+        let cutter_ref = &mut cutter;
+        let governor_ref = &governor;
+        let result = run_ordered(
+            &config,
+            &self.cancel,
+            || -> Result<Option<Work>, L3Error> {
+                if let Some(b) = pending.pop_front() {
+                    return Ok(Some(Work::Parsed(b)));
+                }
+                if at_end {
+                    return Ok(None);
+                }
+                governor_ref.wait_if_throttled(Duration::from_millis(50));
+                Ok(cutter_ref.next_block()?.map(Work::Raw))
+            },
+            |work: &Work| match work {
+                Work::Parsed(batch) => {
+                    if let Some(h) = hook {
+                        h(batch);
+                    }
+                    Done::Parsed(validator.validate(batch))
+                }
+                Work::Raw(block) => {
+                    let mut batch = RecordBatch::new();
+                    match level3::parse_block(block, delimiter, 1, &mut batch) {
+                        Ok(lines) => {
+                            if let Some(h) = hook {
+                                h(&batch);
+                            }
+                            Done::Raw(validator.validate(&batch), lines)
+                        }
+                        Err(e) => Done::Failed(e),
+                    }
+                }
+            },
+            |work: &Work| match work {
+                Work::Parsed(batch) => row_range(batch),
+                Work::Raw(block) => format!(
+                    "a block of {} bytes (rows not yet numbered)",
+                    block.bytes.len()
+                ),
+            },
+            |done| {
+                match done {
+                    Done::Parsed(result) => merger.push(result),
+                    Done::Raw(mut result, lines) => {
+                        result.shift_rows(line_offset);
+                        line_offset += lines;
+                        merger.push(result);
+                    }
+                    Done::Failed(e) => return Err(e),
+                }
+                chunks += 1;
+                Ok(())
+            },
+        );
+        drop(monitor);
+        result.map_err(|e| match e {
+            ScheduleError::Failed(e) => e,
+            other => L3Error::File(schedule_error(&name, other, chunks)),
+        })?;
+        let source = Source {
+            format: "csv".to_string(),
+            compression: None,
+            sheet: None,
+            encoding: Some("utf-8".to_string()),
+            delimiter: Some((delimiter as char).to_string()),
+            date_order: prelude.date_order.as_str().to_string(),
+        };
+        let counts = merger.counts();
+        let mut metrics = session::metrics(
+            "optimized",
+            Some(3),
+            plan.workers,
+            plan.chunk_rows,
+            chunks,
+            cutter.bytes,
+            counts.total + counts.blank,
+            started,
+        );
+        metrics.peak_memory_bytes = Some(governor.peak());
+        metrics.stages.insert("prelude".into(), prelude_seconds);
+        metrics.notes = governor.decisions();
+        Ok(merger.finish(source, prelude.warnings.clone(), metrics))
+    }
+}
+
+/// The file error for a run the scheduler stopped.
+fn schedule_error<E>(name: &str, e: ScheduleError<E>, chunks: u64) -> FileError {
+    match e {
+        ScheduleError::Panicked { label, message } => FileError::new(
+            FileErrorCode::Internal,
+            format!("{name}: validation failed on {label}: {message}; no report was made"),
+        ),
+        ScheduleError::Cancelled => FileError::new(
+            FileErrorCode::Cancelled,
+            format!("{name}: cancelled after {chunks} chunks"),
+        ),
+        _ => FileError::new(
+            FileErrorCode::Internal,
+            format!("{name}: scheduling failed"),
+        ),
+    }
+}
+
 /// "rows A–B" of a chunk, for error messages.
 fn row_range(batch: &RecordBatch) -> String {
-    match (batch.iter().next(), batch.len().checked_sub(1).map(|i| batch.record(i))) {
+    match (
+        batch.iter().next(),
+        batch.len().checked_sub(1).map(|i| batch.record(i)),
+    ) {
         (Some(first), Some(last)) => format!("the chunk of rows {}–{}", first.row(), last.row()),
         _ => "an empty chunk".to_string(),
     }
@@ -214,6 +399,16 @@ impl FileProcessor for OptimizedProcessor {
     fn process_file(&self, path: &Path) -> Result<Report, FileError> {
         let started = Instant::now();
         let rules = Rules::new(&self.settings)?;
+        if self.settings.optimization_level >= 3 {
+            if let Some((delimiter, bom)) = level3::plain_csv(path, &self.settings)? {
+                match self.run_level3(rules.clone(), path, delimiter, bom, started) {
+                    Ok(report) => return Ok(report),
+                    Err(L3Error::File(e)) => return Err(e),
+                    // A cut was not a record boundary: level 2 is never wrong.
+                    Err(L3Error::Fallback) => {}
+                }
+            }
+        }
         let reader = ledgerline_read::open_path(path, &self.settings)?;
         self.run(rules, &path.display().to_string(), reader, started)
     }

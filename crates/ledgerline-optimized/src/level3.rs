@@ -1,0 +1,226 @@
+//! Level 3: parallel CSV parsing of an uncompressed UTF-8 file.
+//!
+//! The reader thread only reads raw blocks and cuts each at a record
+//! boundary found by a quote-aware scan: the last `\n` before which the
+//! number of `"` since the previous boundary is even (a newline inside a
+//! quoted field is not a boundary). Workers parse and validate the blocks in
+//! parallel; row numbers are relative to the block and are shifted by the
+//! lines of the blocks before it when results are merged in order.
+//!
+//! Quote parity is exact for RFC 4180 files, but a literal `"` inside an
+//! unquoted field (which SPEC §1 allows) fools it. Every cut is therefore
+//! verified: a block's parse must not end inside a quoted field. The first
+//! block starts at a true record boundary, so if every block ends cleanly,
+//! every cut was a true boundary. If one does not, the run is abandoned and
+//! the file is processed again at level 2 — slower, never wrong.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use ledgerline_core::{FileError, FileErrorCode, RecordBatch, RecordStatus};
+use ledgerline_detect::Format;
+use ledgerline_read::CsvRangeParser;
+
+/// Smallest block handed to a worker.
+const MIN_BLOCK: usize = 64 * 1024;
+/// A carry longer than this without a boundary gives up level 3 (e.g. a
+/// file with lone `\r` line breaks, or one enormous quoted field).
+const MAX_CARRY: usize = 64 * 1024 * 1024;
+
+/// The plain UTF-8 CSV facts level 3 needs, or `None` when the file must
+/// run at level 2 (gzip, Excel, other encodings).
+pub(crate) fn plain_csv(
+    path: &Path,
+    settings: &ledgerline_core::Settings,
+) -> Result<Option<(u8, usize)>, FileError> {
+    let detection = ledgerline_detect::detect_path(path, settings)?;
+    match (&detection.format, detection.gzip, &detection.text) {
+        (Format::Csv, false, Some(text)) if text.encoding == encoding_rs::UTF_8 => {
+            Ok(Some((text.delimiter, text.bom_len)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Reads a file in blocks that end at record boundaries.
+pub(crate) struct BlockCutter {
+    file: File,
+    name: String,
+    carry: Vec<u8>,
+    eof: bool,
+    /// Bytes read so far.
+    pub(crate) bytes: u64,
+    /// Wanted block size.
+    pub(crate) target: usize,
+}
+
+/// A block of whole records.
+pub(crate) struct Block {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) last: bool,
+}
+
+impl BlockCutter {
+    pub(crate) fn open(path: &Path, skip: usize, target: usize) -> Result<BlockCutter, FileError> {
+        let name = path.display().to_string();
+        let mut file = File::open(path)
+            .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+        let mut bom = vec![0u8; skip];
+        file.read_exact(&mut bom)
+            .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+        Ok(BlockCutter {
+            file,
+            name,
+            carry: Vec::new(),
+            eof: false,
+            bytes: skip as u64,
+            target: target.max(MIN_BLOCK),
+        })
+    }
+
+    /// The next block, `None` at the end; [`Fallback`] when no boundary
+    /// turns up in reasonable memory.
+    pub(crate) fn next_block(&mut self) -> Result<Option<Block>, L3Error> {
+        let mut buf = std::mem::take(&mut self.carry);
+        let mut quotes = count_quotes(&buf);
+        loop {
+            if !self.eof {
+                let start = buf.len();
+                self.fill(&mut buf)?;
+                quotes += count_quotes(&buf[start..]);
+            }
+            if self.eof {
+                return Ok((!buf.is_empty()).then_some(Block {
+                    bytes: buf,
+                    last: true,
+                }));
+            }
+            if let Some(cut) = last_boundary(&buf, quotes) {
+                self.carry = buf[cut..].to_vec();
+                buf.truncate(cut);
+                return Ok(Some(Block {
+                    bytes: buf,
+                    last: false,
+                }));
+            }
+            if buf.len() > MAX_CARRY {
+                return Err(L3Error::Fallback);
+            }
+        }
+    }
+
+    /// Appends up to `target` bytes of the file to `buf`; sets `eof` when
+    /// the file ends.
+    fn fill(&mut self, buf: &mut Vec<u8>) -> Result<(), L3Error> {
+        let start = buf.len();
+        buf.resize(start + self.target, 0);
+        let mut filled = start;
+        while filled < buf.len() {
+            match self.file.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(L3Error::File(FileError::new(
+                        FileErrorCode::Io,
+                        format!("{}: {e}", self.name),
+                    )))
+                }
+            }
+        }
+        buf.truncate(filled);
+        self.bytes += (filled - start) as u64;
+        Ok(())
+    }
+}
+
+/// Why level 3 stopped.
+#[derive(Debug)]
+pub(crate) enum L3Error {
+    /// A cut was not a record boundary, or none could be found: run the
+    /// file again at level 2.
+    Fallback,
+    /// A real file error.
+    File(FileError),
+}
+
+impl From<FileError> for L3Error {
+    fn from(e: FileError) -> L3Error {
+        L3Error::File(e)
+    }
+}
+
+fn count_quotes(bytes: &[u8]) -> usize {
+    memchr::memchr_iter(b'"', bytes).count()
+}
+
+/// The end (one past the `\n`) of the last line break in `buf` outside
+/// quotes, given the number of quotes in all of `buf`.
+fn last_boundary(buf: &[u8], quotes: usize) -> Option<usize> {
+    let mut after = 0usize; // quotes after the candidate newline
+    let mut end = buf.len();
+    while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
+        after += count_quotes(&buf[nl + 1..end]);
+        if (quotes - after) % 2 == 0 {
+            return Some(nl + 1);
+        }
+        end = nl;
+    }
+    None
+}
+
+/// Parses a whole block into `batch` (cleared first), rows numbered from
+/// `first_line`; returns the block's line breaks. A block that is not the
+/// last and ends inside a quoted field was cut in the wrong place.
+pub(crate) fn parse_block(
+    block: &Block,
+    delimiter: u8,
+    first_line: u64,
+    batch: &mut RecordBatch,
+) -> Result<u64, L3Error> {
+    batch.clear();
+    let mut parser = CsvRangeParser::new(delimiter, first_line);
+    parser.parse(&block.bytes, true, batch, usize::MAX)?;
+    let open_quote = batch
+        .len()
+        .checked_sub(1)
+        .is_some_and(|i| batch.record(i).status() == RecordStatus::UnterminatedQuote);
+    if open_quote && !block.last {
+        return Err(L3Error::Fallback);
+    }
+    Ok(parser.line() - first_line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_respect_quotes() {
+        let buf = b"a,b\n\"x\ny\",z\nc,d";
+        // 2 quotes in all; the last newline (after `z`) has both before it.
+        assert_eq!(last_boundary(buf, 2), Some(12));
+        // Cut inside the quoted field: the only newline outside quotes is the first.
+        let buf = b"a,b\n\"x\ny";
+        assert_eq!(last_boundary(buf, 1), Some(4));
+        assert_eq!(last_boundary(b"\"a\nb", 1), None);
+    }
+}
+
+/// A unit of level-3 work: records already parsed while reading the
+/// prelude (rows final), or a raw block (rows relative to the block).
+pub(crate) enum Work {
+    Parsed(RecordBatch),
+    Raw(Block),
+}
+
+/// A worker's output for one [`Work`] item.
+pub(crate) enum Done {
+    Parsed(ledgerline_invoice::ChunkResult),
+    Raw(ledgerline_invoice::ChunkResult, u64),
+    Failed(L3Error),
+}
