@@ -1,6 +1,8 @@
 //! Property: every data row read is counted exactly once — valid, invalid or
 //! blank — and the totals equal the sum over valid rows.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{line, render, temp_file, Line};

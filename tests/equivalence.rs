@@ -1,6 +1,8 @@
 //! Property: the optimized processor's report equals the standard one
 //! (metrics aside) for any input, workers, chunk size and level.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{comparable, line, render, temp_file};

@@ -1,5 +1,5 @@
 //! Shared test helpers: arbitrary invoice CSVs for property tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

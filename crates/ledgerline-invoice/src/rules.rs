@@ -111,7 +111,7 @@ impl Rules {
         }
         !self.null_other.is_empty() && {
             let lower = value.to_lowercase();
-            self.null_other.iter().any(|t| *t == lower)
+            self.null_other.contains(&lower)
         }
     }
 

@@ -165,7 +165,7 @@ fn last_boundary(buf: &[u8], quotes: usize) -> Option<usize> {
     let mut end = buf.len();
     while let Some(nl) = memchr::memrchr(b'\n', &buf[..end]) {
         after += count_quotes(&buf[nl + 1..end]);
-        if (quotes - after) % 2 == 0 {
+        if (quotes - after).is_multiple_of(2) {
             return Some(nl + 1);
         }
         end = nl;
@@ -195,6 +195,20 @@ pub(crate) fn parse_block(
     Ok(parser.line() - first_line)
 }
 
+/// A unit of level-3 work: records already parsed while reading the
+/// prelude (rows final), or a raw block (rows relative to the block).
+pub(crate) enum Work {
+    Parsed(RecordBatch),
+    Raw(Block),
+}
+
+/// A worker's output for one [`Work`] item.
+pub(crate) enum Done {
+    Parsed(ledgerline_invoice::ChunkResult),
+    Raw(ledgerline_invoice::ChunkResult, u64),
+    Failed(L3Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,18 +223,4 @@ mod tests {
         assert_eq!(last_boundary(buf, 1), Some(4));
         assert_eq!(last_boundary(b"\"a\nb", 1), None);
     }
-}
-
-/// A unit of level-3 work: records already parsed while reading the
-/// prelude (rows final), or a raw block (rows relative to the block).
-pub(crate) enum Work {
-    Parsed(RecordBatch),
-    Raw(Block),
-}
-
-/// A worker's output for one [`Work`] item.
-pub(crate) enum Done {
-    Parsed(ledgerline_invoice::ChunkResult),
-    Raw(ledgerline_invoice::ChunkResult, u64),
-    Failed(L3Error),
 }

@@ -373,7 +373,7 @@ mod tests {
             },
             |x: &u64| {
                 // Uneven work so results finish out of order.
-                if x % 7 == 0 {
+                if x.is_multiple_of(7) {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 x * 10
