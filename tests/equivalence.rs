@@ -61,3 +61,126 @@ proptest! {
         prop_assert_eq!(got, expected);
     }
 }
+
+/// Every fixture through every level with chunk sizes 1, 2, 7 and the
+/// default, against the standard processor with the fixture's settings.
+#[test]
+fn every_fixture_through_every_level() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("csv"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            !name.ends_with(".json") && !name.ends_with(".md")
+        })
+        .collect();
+    files.push(root.join("invoices_1k.csv"));
+    files.push(root.join("invoices_10k.csv"));
+    files.sort();
+    assert!(files.len() > 50, "fixtures found: {}", files.len());
+    let mut failures = Vec::new();
+    for path in &files {
+        let base = fixture_settings(path);
+        let Ok(base) = base else { continue };
+        let expected = comparable(&StandardProcessor::new(base.clone()), path);
+        let big = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("invoices_");
+        for level in 1..=3u8 {
+            for chunk in [1usize, 2, 7, 5000] {
+                if big && chunk < 7 && level != 3 {
+                    continue; // one-row chunks of 10k rows add time, not coverage
+                }
+                let mut s = base.clone();
+                s.apply("level", &level.to_string()).unwrap();
+                s.apply("chunk_size", &chunk.to_string()).unwrap();
+                s.apply("workers", "3").unwrap();
+                let got = comparable(&OptimizedProcessor::new(s), path);
+                if got != expected {
+                    failures.push(format!("{} level {level} chunk {chunk}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "optimized differs from standard:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The fixture's settings file applied to the defaults (`Err` when the
+/// fixture is about invalid settings).
+fn fixture_settings(path: &std::path::Path) -> Result<Settings, ()> {
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let stem = name.split('.').next().unwrap().to_string();
+    let file = path.with_file_name(format!("{stem}.settings.json"));
+    let mut s = Settings::default();
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (k, v) in v.as_object().unwrap() {
+            let values: Vec<String> = match v {
+                serde_json::Value::Array(a) => {
+                    a.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+                }
+                other => vec![other.as_str().unwrap().to_string()],
+            };
+            for value in values {
+                s.apply(k, &value).map_err(|_| ())?;
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// Level 3 cuts blocks with a quote-parity scan: quoted newlines at every
+/// position, and literal quotes inside unquoted fields (which fool the scan
+/// and must make level 3 fall back, never differ).
+#[test]
+fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
+    for literal_quotes in [false, true] {
+        let mut text = String::from(
+            "invoice_id,invoice_date,customer_id,description,quantity,unit_price,currency\n",
+        );
+        for i in 0..6000 {
+            let desc = match i % 5 {
+                0 => "\"multi\nline, \"\"quoted\"\"\r\ntext\"".to_string(),
+                1 if literal_quotes => "Pipe 3\" steel".to_string(),
+                2 => "\"\"".to_string(),
+                _ => format!("plain {i}"),
+            };
+            let sep = if i % 7 == 0 { "\r\n" } else { "\n" };
+            text.push_str(&format!(
+                "INV-{},2024-01-{:02},C{},{desc},{},1.{:02},EUR{sep}",
+                i / 3,
+                (i / 3) % 28 + 1,
+                i / 3,
+                i % 9 + 1,
+                i % 100
+            ));
+        }
+        let path = temp_file("level3.csv", text.as_bytes());
+        let expected = comparable(&StandardProcessor::new(Settings::default()), &path);
+        assert!(
+            expected["rows"]["valid"].as_u64().unwrap() > 5000,
+            "{}",
+            expected["rows"]
+        );
+        for chunk in ["1", "50", "5000"] {
+            let got = comparable(
+                &OptimizedProcessor::new(settings(&[
+                    ("level", "3".into()),
+                    ("chunk_size", chunk.into()),
+                ])),
+                &path,
+            );
+            assert_eq!(
+                got, expected,
+                "literal quotes {literal_quotes}, chunk {chunk}"
+            );
+        }
+    }
+}

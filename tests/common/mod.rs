@@ -38,31 +38,40 @@ fn pick(options: &'static [&'static str]) -> impl Strategy<Value = String> {
     prop::sample::select(options).prop_map(str::to_string)
 }
 
+/// Mostly one of `good`, sometimes one of `bad`.
+fn mostly(
+    good: &'static [&'static str],
+    bad: &'static [&'static str],
+) -> impl Strategy<Value = String> {
+    prop_oneof![12 => pick(good), 1 => pick(bad)]
+}
+
 /// Fields that are mostly valid, with every kind of error mixed in.
 pub fn row(
     ids: &'static [&'static str],
     iso_dates_only: bool,
 ) -> impl Strategy<Value = Vec<String>> {
-    let dates: &'static [&'static str] = if iso_dates_only {
-        &[
-            "2024-01-15",
-            "2024-02-29",
-            "2023-12-31",
-            "2024-02-30",
-            "",
-            "2024-03-01T10:00:00Z",
-        ]
+    let dates = if iso_dates_only {
+        mostly(
+            &[
+                "2024-01-15",
+                "2024-02-29",
+                "2023-12-31",
+                "2024-03-01T10:00:00Z",
+            ],
+            &["2024-02-30", "", "1899-12-31"],
+        )
     } else {
-        &[
-            "2024-01-15",
-            "05/03/2024",
-            "13/03/2024",
-            "03/13/2024",
-            "5.3.2024",
-            "2024-02-30",
-            "",
-            "2024-03-01 10:00",
-        ]
+        mostly(
+            &[
+                "2024-01-15",
+                "05/03/2024",
+                "5.3.2024",
+                "2024-03-01 10:00",
+                "01/02/2024",
+            ],
+            &["13/03/2024", "03/13/2024", "2024-02-30", "", "24-01-01"],
+        )
     };
     let text = prop_oneof![
         pick(&[
@@ -74,46 +83,69 @@ pub fn row(
             "x\r\ny",
             "",
             "  padded  ",
-            "Müller & Söhne"
+            "Müller & Söhne",
+            "semi;colon|pipe\ttab"
         ]),
         "[a-z ,;\"]{0,12}",
     ];
     (
         (
             pick(ids),
-            pick(dates),
-            pick(&["", "2024-02-15", "2023-01-01", "2024-13-01"]),
+            dates,
+            mostly(&["", "2024-12-31"], &["2023-01-01", "2024-13-01"]),
         ),
         (
-            pick(&["C1", "C2", "c1", "", "NA"]),
+            mostly(&["C1", "C2"], &["c1", "", "NA"]),
             text.clone(),
             pick(&["SKU-1", ""]),
             text,
         ),
         (
-            pick(&[
-                "1",
-                "2",
-                "2.5",
-                "-3",
-                "0",
-                "abc",
-                "",
-                "1,000",
-                "0.001",
-                "1234567890123456",
-            ]),
-            pick(&[
-                "10.00", "0.333", "-1", "(5.00)", "1,234.50", "2.675", "0", "1e3", "",
-            ]),
-            pick(&["", "0.2", "20%", "1.5", "x", "0", "%", "0.075"]),
-            pick(&["", "12.00", "10.00", "25.00", "2.68", "x", "0.00", "3"]),
-            pick(&["USD", "EUR", "JPY", "KWD", "usd", "XYZ", "", "N/A"]),
+            mostly(
+                &["1", "2", "2.5", "-3", "0.001", "1,000", "(2)"],
+                &["0", "abc", "", "1234567890123456", "-0"],
+            ),
+            mostly(
+                &["10.00", "0.333", "1,234.50", "2.675", "0", "0.005"],
+                &["-1", "(5.00)", "1e3", "", "."],
+            ),
+            mostly(
+                &["", "0.2", "20%", "0", "0.075", " 7.5 % "],
+                &["1.5", "x", "%", "-0.1"],
+            ),
+            mostly(
+                &["", "", "", "", "", "", "2.68", "25.00"],
+                &["x", "12,34", "10.00"],
+            ),
+            mostly(
+                &["USD", "EUR", "JPY", "KWD", "usd", "CLF"],
+                &["XYZ", "", "N/A"],
+            ),
         ),
     )
-        .prop_map(|((id, d, due), (c, name, sku, desc), (q, p, t, lt, cur))| {
-            vec![id, d, due, c, name, sku, desc, q, p, t, lt, cur]
-        })
+        .prop_flat_map(move |fields| (Just(fields), prop::bool::weighted(0.8)))
+        .prop_map(
+            move |(((id, d, due), (c, name, sku, desc), (q, p, t, lt, cur)), consistent)| {
+                // Most lines of an invoice agree with its anchor: take the
+                // customer, date and currency from the id.
+                let (d, c, cur) = match ids.iter().position(|i| *i == id) {
+                    Some(k) if consistent => {
+                        let date = if iso_dates_only {
+                            ["2024-01-15", "2024-02-29", "2023-12-31"]
+                        } else {
+                            ["2024-01-15", "05/03/2024", "5.3.2024"]
+                        };
+                        (
+                            date[k % 3].to_string(),
+                            ["C1", "C2"][k % 2].to_string(),
+                            ["USD", "EUR", "JPY", "KWD", "CLF"][k % 5].to_string(),
+                        )
+                    }
+                    _ => (d, c, cur),
+                };
+                vec![id, d, due, c, name, sku, desc, q, p, t, lt, cur]
+            },
+        )
 }
 
 pub fn line(ids: &'static [&'static str], iso_dates_only: bool) -> impl Strategy<Value = Line> {

@@ -111,7 +111,13 @@ pub struct Stats {
     pub max_reordered: usize,
 }
 
-type Outcome<O> = Result<O, (String, String)>;
+/// A worker's answer for one item.
+enum Outcome<O> {
+    Done(O),
+    Panicked(String, String),
+    /// Not worked on: the run is winding down.
+    Skipped,
+}
 
 /// Runs `produce` → `work` (on `config.workers` threads) → `consume` (on the
 /// calling thread, in production order). `produce` returns `Ok(None)` at the
@@ -171,7 +177,7 @@ where
                     r
                 })
             };
-            let consumed = order.consume(&result_rx, &credit_tx, &mut consume, None, &stop, cancel);
+            let consumed = order.consume(&result_rx, &credit_tx, &mut consume, None, cancel);
             // Wind down: wake a producer waiting for credits, drain workers.
             stop.cancel();
             drop(credit_tx);
@@ -193,14 +199,8 @@ where
                     cancel,
                 );
                 let round = seq - before;
-                let consumed = order.consume(
-                    &result_rx,
-                    &credit_tx,
-                    &mut consume,
-                    Some(seq),
-                    &stop,
-                    cancel,
-                );
+                let consumed =
+                    order.consume(&result_rx, &credit_tx, &mut consume, Some(seq), cancel);
                 match (consumed, produced) {
                     (Ok(()), Ok(())) if round == in_flight as u64 => continue,
                     (consumed, produced) => break settle(consumed, produced),
@@ -274,21 +274,24 @@ fn worker<I, O>(
     cancel: &CancelToken,
 ) {
     while let Ok((seq, item)) = item_rx.recv() {
-        if stop.is_cancelled() || cancel.is_cancelled() {
-            // Keep draining so a producer blocked on a full queue wakes up.
-            continue;
-        }
-        let outcome = catch_unwind(AssertUnwindSafe(|| work(&item))).map_err(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            (label(&item), message)
-        });
-        if outcome.is_err() {
-            stop.cancel();
-        }
+        let outcome = if stop.is_cancelled() || cancel.is_cancelled() {
+            // Answer anyway, so a consumer waiting for this item wakes up,
+            // and keep draining so a producer blocked on a full queue does.
+            Outcome::Skipped
+        } else {
+            match catch_unwind(AssertUnwindSafe(|| work(&item))) {
+                Ok(value) => Outcome::Done(value),
+                Err(payload) => {
+                    stop.cancel();
+                    let message = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".to_string());
+                    Outcome::Panicked(label(&item), message)
+                }
+            }
+        };
         if result_tx.send((seq, outcome)).is_err() {
             return;
         }
@@ -320,19 +323,25 @@ impl<O> Reorder<O> {
         credit_tx: &Sender<()>,
         consume: &mut impl FnMut(O) -> Result<(), E>,
         until: Option<u64>,
-        stop: &CancelToken,
         cancel: &CancelToken,
     ) -> Result<(), ScheduleError<E>> {
         while until.is_none_or(|u| self.next < u) {
             let Ok((seq, outcome)) = result_rx.recv() else {
                 break;
             };
-            let value =
-                outcome.map_err(|(label, message)| ScheduleError::Panicked { label, message })?;
+            let value = match outcome {
+                Outcome::Done(value) => value,
+                Outcome::Panicked(label, message) => {
+                    return Err(ScheduleError::Panicked { label, message })
+                }
+                // Skipped because of a panic elsewhere: its report is on the way.
+                Outcome::Skipped if !cancel.is_cancelled() => continue,
+                Outcome::Skipped => return Err(ScheduleError::Cancelled),
+            };
             self.waiting.insert(seq, value);
             self.max_waiting = self.max_waiting.max(self.waiting.len());
             while let Some(value) = self.waiting.remove(&self.next) {
-                if cancel.is_cancelled() || stop.is_cancelled() {
+                if cancel.is_cancelled() {
                     return Err(ScheduleError::Cancelled);
                 }
                 consume(value).map_err(ScheduleError::Failed)?;
