@@ -8,6 +8,12 @@
 //!   processors, check their reports are identical (metrics aside), and
 //!   print both times and the speedup.
 
+/// mimalloc: chunks are allocated and freed on different threads, which
+/// the system allocator handles poorly (measured with `perf`: page clearing
+/// and `malloc_consolidate` were a tenth of the run).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod compare;
 mod human;
 mod rows;

@@ -264,6 +264,51 @@ impl<'a> Record<'a> {
         (self.kind(j), self.field(j))
     }
 
+    /// The bytes of every field of the record, back to back (no
+    /// delimiters): the fields are slices of it, see
+    /// [`Record::field_bounds`].
+    #[inline]
+    pub fn data(&self) -> &'a [u8] {
+        let (from, _) = self.offsets(0);
+        let to = if self.end == 0 {
+            0
+        } else {
+            self.batch.ends[self.end - 1] as usize
+        };
+        self.batch.data.get(from..to).unwrap_or(&[])
+    }
+
+    /// Where field `j` lies in [`Record::data`] (empty at the end when `j` is
+    /// out of range).
+    #[inline]
+    pub fn field_bounds(&self, j: usize) -> (usize, usize) {
+        let (base, _) = self.offsets(0);
+        if self.start + j >= self.end {
+            let len = self.data().len();
+            return (len, len);
+        }
+        let (from, to) = self.offsets(j);
+        (from - base, to - base)
+    }
+
+    /// Absolute offsets of field `j` in the batch's data (`j` in range, or
+    /// `j == 0` on an empty record).
+    #[inline]
+    fn offsets(&self, j: usize) -> (usize, usize) {
+        let k = self.start + j;
+        let from = if k == 0 {
+            0
+        } else {
+            self.batch.ends[k - 1] as usize
+        };
+        let to = if k < self.end {
+            self.batch.ends[k] as usize
+        } else {
+            from
+        };
+        (from, to)
+    }
+
     /// Iterates over the fields' bytes.
     pub fn fields(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
         let r = *self;
@@ -295,6 +340,11 @@ mod tests {
         assert_eq!(r1.status(), RecordStatus::InvalidEncoding);
         assert_eq!(r1.cell(1), (CellKind::Number, &b"1.5"[..]));
         assert_eq!(r1.field(7), b"");
+        assert_eq!(r1.data(), b"xyz1.5");
+        assert_eq!(r1.field_bounds(1), (3, 6));
+        assert_eq!(r1.field_bounds(9), (6, 6));
+        assert_eq!(r0.data(), b"a");
+        assert_eq!(r0.field_bounds(1), (1, 1));
         let tail = b.split_off(1);
         assert_eq!(b.len(), 1);
         assert_eq!(tail.len(), 1);

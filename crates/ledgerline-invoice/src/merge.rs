@@ -15,7 +15,21 @@ use ledgerline_core::{
 use crate::currency::Currency;
 use crate::date::Date;
 use crate::decimal::format_minor;
-use crate::validate::{code_index, cut, ChunkResult};
+use crate::validate::{code_index, cut, Candidate, ChunkResult};
+
+/// The first column in which `c` differs from `anchor` (customer_id,
+/// currency, invoice_date), with the index of its text span.
+fn differs(anchor: &Anchor, chunk: &ChunkResult, c: &Candidate) -> Option<(&'static str, usize)> {
+    if *anchor.customer != *chunk.span(c, 1) {
+        Some(("customer_id", 1))
+    } else if anchor.currency != c.currency {
+        Some(("currency", 2))
+    } else if anchor.date != c.date {
+        Some(("invoice_date", 3))
+    } else {
+        None
+    }
+}
 
 /// The anchor of an invoice: the values later rows must agree with.
 #[derive(Clone, Debug)]
@@ -59,54 +73,87 @@ impl Merger {
     }
 
     /// Adds the result of the next chunk in file order.
+    ///
+    /// Invoices are looked up once per chunk ([`crate::validate::Group`]):
+    /// when a chunk's first line of an invoice agrees with the invoice's
+    /// anchor (or becomes it), the lines agreeing with that first line are
+    /// valid as a whole; only the other lines, and invoices whose anchor
+    /// differs from the chunk's first line, are checked one by one.
     pub fn push(&mut self, chunk: ChunkResult) {
         self.counts.blank += chunk.blank;
         self.counts.invalid += chunk.invalid;
         for (total, n) in self.error_counts.iter_mut().zip(chunk.error_counts) {
             *total += n;
         }
-        let mut inconsistent: Vec<RowError> = Vec::new();
-        for c in &chunk.candidates {
-            let id = chunk.span(c, 0);
-            let customer = chunk.span(c, 1);
-            let differs = match self.anchors.get(id) {
+        // Per group: does its first line agree with the anchor?
+        let mut agrees = Vec::with_capacity(chunk.groups.len());
+        let mut recheck = false;
+        for g in &chunk.groups {
+            let first = &chunk.candidates[g.first as usize];
+            let id = chunk.span(first, 0);
+            let agree = match self.anchors.get(id) {
                 None => {
                     self.anchors.insert(
                         id.into(),
                         Anchor {
-                            customer: customer.into(),
-                            currency: c.currency,
-                            date: c.date,
+                            customer: chunk.span(first, 1).into(),
+                            currency: first.currency,
+                            date: first.date,
                         },
                     );
-                    self.sums[c.currency.index()].invoices += 1;
-                    None
+                    self.sums[first.currency.index()].invoices += 1;
+                    true
                 }
-                Some(a) if *a.customer != *customer => Some(("customer_id", 1, "customer_id")),
-                Some(a) if a.currency != c.currency => Some(("currency", 2, "currency")),
-                Some(a) if a.date != c.date => Some(("invoice_date", 3, "invoice_date")),
-                Some(_) => None,
+                Some(a) => differs(a, &chunk, first).is_none(),
             };
-            if let Some((column, span, what)) = differs {
-                self.counts.invalid += 1;
-                self.error_counts[code_index(ErrorCode::InvoiceInconsistent)] += 1;
-                if inconsistent.len() < self.max_errors {
-                    inconsistent.push(RowError {
-                        row: c.row,
-                        column: Some(column),
-                        code: ErrorCode::InvoiceInconsistent,
-                        value: Some(cut(chunk.span(c, span))),
-                        message: format!("{what} differs from the first line of invoice {id}"),
-                    });
-                }
-                continue;
+            if agree {
+                self.counts.valid += g.lines;
+                let s = &mut self.sums[first.currency.index()];
+                s.lines += g.lines;
+                s.net += g.net;
+                s.tax += g.tax;
+                s.gross += g.gross;
             }
-            self.counts.valid += 1;
-            let s = &mut self.sums[c.currency.index()];
-            s.lines += 1;
-            s.net += I256::from(c.net);
-            s.tax += I256::from(c.tax);
-            s.gross += I256::from(c.gross);
+            recheck |= !agree || !g.all_match;
+            agrees.push(agree);
+        }
+        let mut inconsistent: Vec<RowError> = Vec::new();
+        if recheck {
+            for c in &chunk.candidates {
+                let g = c.group as usize;
+                if agrees[g] && c.matches {
+                    continue; // counted with its group
+                }
+                let id = chunk.span(c, 0);
+                let Some(anchor) = self.anchors.get(id) else {
+                    continue;
+                };
+                match differs(anchor, &chunk, c) {
+                    None => {
+                        self.counts.valid += 1;
+                        let s = &mut self.sums[c.currency.index()];
+                        s.lines += 1;
+                        s.net += I256::from(c.net);
+                        s.tax += I256::from(c.tax);
+                        s.gross += I256::from(c.gross);
+                    }
+                    Some((column, span)) => {
+                        self.counts.invalid += 1;
+                        self.error_counts[code_index(ErrorCode::InvoiceInconsistent)] += 1;
+                        inconsistent.push(RowError {
+                            row: c.row,
+                            column: Some(column),
+                            code: ErrorCode::InvoiceInconsistent,
+                            value: Some(cut(chunk.span(c, span))),
+                            message: format!(
+                                "{column} differs from the first line of invoice {id}"
+                            ),
+                        });
+                    }
+                }
+            }
+            inconsistent.sort_by_key(|e| e.row);
+            inconsistent.truncate(self.max_errors);
         }
         self.push_errors(chunk.errors, inconsistent);
     }

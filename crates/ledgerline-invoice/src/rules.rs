@@ -148,6 +148,16 @@ pub fn trim_bytes(raw: &[u8]) -> &[u8] {
     t
 }
 
+/// [`trim_bytes`] for text.
+#[inline]
+pub fn trim_str(raw: &str) -> &str {
+    let t = trim_bytes(raw.as_bytes());
+    // `trim_bytes` cuts only whole ASCII bytes or what `str::trim` cuts, so
+    // the result is a slice of `raw` at character boundaries.
+    let start = t.as_ptr() as usize - raw.as_ptr() as usize;
+    raw.get(start..start + t.len()).unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

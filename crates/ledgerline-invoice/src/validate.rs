@@ -14,8 +14,10 @@ use crate::columns::{is_required, Columns};
 use crate::currency::{self, Currency};
 use crate::date::{excel_serial_date, parse_date, Date};
 use crate::decimal::{exceeds_tolerance, line_amounts, parse_decimal, round_to_minor, Decimal};
-use crate::rules::{trim_bytes, Rules};
+use crate::rules::{trim_bytes, trim_str, Rules};
+use ethnum::I256;
 use ledgerline_core::DecimalSeparator;
+use rustc_hash::FxHashMap;
 
 /// The longest `invoice_id`, in code points.
 const MAX_INVOICE_ID: usize = 64;
@@ -52,6 +54,29 @@ pub struct Candidate {
     pub tax: i128,
     /// round(line_total, or expected when absent), in minor units.
     pub gross: i128,
+    /// The index of the candidate's invoice in [`ChunkResult::groups`].
+    pub group: u32,
+    /// Whether the candidate agrees with the first candidate of its invoice
+    /// in this chunk (customer, currency, invoice date).
+    pub matches: bool,
+}
+
+/// The candidates of one invoice id within a chunk, summed, so merging
+/// looks each invoice up once per chunk instead of once per row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// The first candidate of the invoice in this chunk: its key.
+    pub first: u32,
+    /// Candidates that agree with the first.
+    pub lines: u64,
+    /// Σ net of the agreeing candidates.
+    pub net: I256,
+    /// Σ tax of the agreeing candidates.
+    pub tax: I256,
+    /// Σ gross of the agreeing candidates.
+    pub gross: I256,
+    /// Whether every candidate of the invoice agrees with the first.
+    pub all_match: bool,
 }
 
 /// The result of validating one chunk, to be merged in chunk order.
@@ -68,6 +93,8 @@ pub struct ChunkResult {
     pub errors: Vec<RowError>,
     /// Error-free rows, in row order.
     pub candidates: Vec<Candidate>,
+    /// The invoices of the candidates, in order of first appearance.
+    pub groups: Vec<Group>,
     /// Text the candidates' spans point into.
     pub text: String,
 }
@@ -89,9 +116,65 @@ impl ChunkResult {
 
     /// The text of span `k` of `candidate`.
     pub fn span(&self, candidate: &Candidate, k: usize) -> &str {
-        let (a, b) = candidate.spans[k];
-        self.text.get(a as usize..b as usize).unwrap_or("")
+        span(&self.text, candidate.spans[k])
     }
+
+    /// Groups the candidates by invoice id (see [`Group`]).
+    fn group(&mut self) {
+        let text = &self.text;
+        let candidates = &mut self.candidates;
+        let groups = &mut self.groups;
+        let mut index: FxHashMap<&str, u32> = FxHashMap::default();
+        for i in 0..candidates.len() {
+            let id = span(text, candidates[i].spans[0]);
+            let g = match index.get(id) {
+                Some(g) => *g,
+                None => {
+                    groups.push(Group {
+                        first: i as u32,
+                        lines: 0,
+                        net: I256::ZERO,
+                        tax: I256::ZERO,
+                        gross: I256::ZERO,
+                        all_match: true,
+                    });
+                    let g = (groups.len() - 1) as u32;
+                    index.insert(id, g);
+                    g
+                }
+            };
+            let first = groups[g as usize].first as usize;
+            let matches = first == i || same_key(text, &candidates[first], &candidates[i]);
+            let c = &mut candidates[i];
+            c.group = g;
+            c.matches = matches;
+            let group = &mut groups[g as usize];
+            if matches {
+                group.lines += 1;
+                group.net += I256::from(c.net);
+                group.tax += I256::from(c.tax);
+                group.gross += I256::from(c.gross);
+            } else {
+                group.all_match = false;
+            }
+        }
+    }
+}
+
+/// Whether two candidates agree on customer, currency and invoice date.
+fn same_key(text: &str, a: &Candidate, b: &Candidate) -> bool {
+    a.currency == b.currency && a.date == b.date && span(text, a.spans[1]) == span(text, b.spans[1])
+}
+
+fn span(text: &str, (a, b): (u32, u32)) -> &str {
+    text.get(a as usize..b as usize).unwrap_or("")
+}
+
+/// A record with its text, checked as UTF-8 once.
+#[derive(Clone, Copy)]
+struct Row<'r> {
+    record: Record<'r>,
+    text: Option<&'r str>,
 }
 
 /// One field's trimmed value and kind.
@@ -145,16 +228,23 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        out.group();
         out
     }
 
-    fn value<'r>(&self, record: &Record<'r>, field: Field) -> Option<Value<'r>> {
+    fn value<'r>(&self, record: &Row<'r>, field: Field) -> Option<Value<'r>> {
         let j = self.columns.get(field)?;
-        let (kind, raw) = record.cell(j);
-        let t = trim_bytes(raw);
-        // Records reaching field checks are valid UTF-8 (mis-encoded records
-        // are rejected first); fall back to empty text defensively.
-        let text = std::str::from_utf8(t).unwrap_or("");
+        let kind = record.record.kind(j);
+        let raw = match record.text {
+            Some(text) => {
+                let (a, b) = record.record.field_bounds(j);
+                text.get(a..b).unwrap_or("")
+            }
+            // Records reaching field checks are valid UTF-8 (mis-encoded
+            // records are rejected first); fall back to empty text defensively.
+            None => std::str::from_utf8(record.record.field(j)).unwrap_or(""),
+        };
+        let text = trim_str(raw);
         let empty = text.is_empty() || self.rules.is_null(text);
         Some(Value { kind, text, empty })
     }
@@ -188,13 +278,18 @@ impl<'a> Validator<'a> {
         if self.is_blank(record) {
             return Outcome::Blank;
         }
-        if self.check_field_count && record.len() != self.columns.header_len() {
+        // One UTF-8 check for the whole record; fields are slices of it.
+        let record = &Row {
+            record: *record,
+            text: std::str::from_utf8(record.data()).ok(),
+        };
+        if self.check_field_count && record.record.len() != self.columns.header_len() {
             errors.push(whole_record(
                 row,
                 ErrorCode::RaggedRow,
                 &format!(
                     "the record has {} fields, the header {}",
-                    record.len(),
+                    record.record.len(),
                     self.columns.header_len()
                 ),
             ));
@@ -334,6 +429,8 @@ impl<'a> Validator<'a> {
             net: amounts.net,
             tax: amounts.tax,
             gross,
+            group: 0,
+            matches: true,
         });
         Outcome::Valid
     }
@@ -378,7 +475,7 @@ impl<'a> Validator<'a> {
 
     fn date_field<'r>(
         &self,
-        record: &Record<'r>,
+        record: &Row<'r>,
         field: Field,
         err: &mut impl FnMut(Field, ErrorCode, &str, String),
     ) -> Option<(Date, Value<'r>)> {
@@ -410,7 +507,7 @@ impl<'a> Validator<'a> {
     /// (errors reported).
     fn decimal_field<'r>(
         &self,
-        record: &Record<'r>,
+        record: &Row<'r>,
         field: Field,
         err: &mut impl FnMut(Field, ErrorCode, &str, String),
     ) -> Option<(Decimal, Value<'r>)> {
@@ -446,7 +543,7 @@ impl<'a> Validator<'a> {
     /// when in error (reported).
     fn tax_rate(
         &self,
-        record: &Record<'_>,
+        record: &Row<'_>,
         err: &mut impl FnMut(Field, ErrorCode, &str, String),
     ) -> Option<Decimal> {
         let Some(v) = self.value(record, Field::TaxRate) else {
@@ -492,7 +589,7 @@ impl<'a> Validator<'a> {
     /// when empty. `None` when in error (reported).
     fn currency(
         &self,
-        record: &Record<'_>,
+        record: &Row<'_>,
         err: &mut impl FnMut(Field, ErrorCode, &str, String),
     ) -> Option<Currency> {
         let v = self.value(record, Field::Currency);
