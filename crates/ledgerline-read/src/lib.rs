@@ -36,6 +36,7 @@
 
 mod csv;
 mod decode;
+mod excel;
 mod parser;
 mod stream;
 
@@ -84,7 +85,7 @@ impl SourceInfo {
     }
 }
 
-/// A source of records in chunks. Excel readers will implement it later.
+/// A source of records in chunks: the CSV reader and the Excel reader.
 pub trait RecordReader: Send {
     /// What is being read.
     fn info(&self) -> &SourceInfo;
@@ -113,12 +114,23 @@ pub trait RecordReader: Send {
 /// reader for it.
 ///
 /// Errors: detection's file errors, `io` when the file cannot be read,
-/// `unreadable` for corrupt gzip data, and `unsupported_format` for Excel
-/// formats, which are not read yet.
+/// `unreadable` for corrupt gzip data and for corrupt, truncated,
+/// password-protected or guard-refused workbooks, `sheet_not_found` when
+/// the `sheet` setting names no worksheet.
 pub fn open_path(path: &Path, settings: &Settings) -> Result<Box<dyn RecordReader>, FileError> {
     let detection = ledgerline_detect::detect_path(path, settings)?;
-    let layout = csv_layout(&detection)?;
     let name = path.display().to_string();
+    if detection.format != Format::Csv {
+        let source = if detection.gzip {
+            let file = File::open(path)
+                .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+            excel::Source::Bytes(gunzip_bounded(&name, file, settings)?)
+        } else {
+            excel::Source::Path(path.to_path_buf())
+        };
+        return excel::open_excel(&name, source, detection.format, detection.gzip, settings);
+    }
+    let layout = csv_layout(&detection)?;
     let file =
         File::open(path).map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
     open_csv(&name, Box::new(file), detection.gzip, &layout)
@@ -139,6 +151,13 @@ pub fn open_reader(
         .read_to_end(&mut bytes)
         .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
     let detection = ledgerline_detect::detect_bytes(name, &bytes, settings)?;
+    if detection.format != Format::Csv {
+        if detection.gzip {
+            bytes = gunzip_bounded(name, Cursor::new(bytes), settings)?;
+        }
+        let source = excel::Source::Bytes(bytes);
+        return excel::open_excel(name, source, detection.format, detection.gzip, settings);
+    }
     let layout = csv_layout(&detection)?;
     open_csv(name, Box::new(Cursor::new(bytes)), detection.gzip, &layout)
 }
@@ -178,4 +197,30 @@ fn csv_layout(detection: &Detection) -> Result<TextLayout, FileError> {
             "detection found a csv file without a text layout",
         )
     })
+}
+
+/// Decompresses a gzip-wrapped workbook into memory, refusing more than
+/// the memory budget allows (a workbook is read with random access, so it
+/// cannot be streamed from gzip).
+fn gunzip_bounded(name: &str, raw: impl Read, settings: &Settings) -> Result<Vec<u8>, FileError> {
+    let limit = settings.memory_threshold_mb.saturating_mul(1 << 20) / 2;
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(raw)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            FileError::new(
+                FileErrorCode::Unreadable,
+                format!("{name}: corrupt gzip data: {e}"),
+            )
+        })?;
+    if out.len() as u64 > limit {
+        return Err(FileError::new(
+            FileErrorCode::Unreadable,
+            format!(
+                "{name}: refused: the gzip-compressed workbook inflates beyond the memory budget"
+            ),
+        ));
+    }
+    Ok(out)
 }
