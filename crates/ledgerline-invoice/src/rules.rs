@@ -28,6 +28,9 @@ pub struct Rules {
     /// The shortest and longest null token in bytes, to skip most values
     /// with one comparison.
     null_len: (usize, usize),
+    /// Bit `b` set when an ASCII null token starts with byte `b` (either
+    /// case); a value starting with any other byte is not a token.
+    null_first: [u64; 2],
 }
 
 impl Rules {
@@ -69,6 +72,14 @@ impl Rules {
             }
         }
         let lens = null_ascii.iter().map(Vec::len);
+        let mut null_first = [0u64; 2];
+        for t in &null_ascii {
+            if let Some(&b) = t.first() {
+                for c in [b.to_ascii_lowercase(), b.to_ascii_uppercase()] {
+                    null_first[usize::from(c >> 6 & 1)] |= 1 << (c & 63);
+                }
+            }
+        }
         let null_len = if null_other.is_empty() {
             (
                 lens.clone().min().unwrap_or(usize::MAX),
@@ -91,6 +102,7 @@ impl Rules {
             null_ascii,
             null_other,
             null_len,
+            null_first,
         })
     }
 
@@ -102,6 +114,13 @@ impl Rules {
             return false;
         }
         let bytes = value.as_bytes();
+        let first = bytes.first().copied().unwrap_or(0);
+        if self.null_other.is_empty()
+            && (first >= 128
+                || self.null_first[usize::from(first >> 6 & 1)] & (1 << (first & 63)) == 0)
+        {
+            return false;
+        }
         if self
             .null_ascii
             .iter()
@@ -146,16 +165,6 @@ pub fn trim_bytes(raw: &[u8]) -> &[u8] {
         }
     }
     t
-}
-
-/// [`trim_bytes`] for text.
-#[inline]
-pub fn trim_str(raw: &str) -> &str {
-    let t = trim_bytes(raw.as_bytes());
-    // `trim_bytes` cuts only whole ASCII bytes or what `str::trim` cuts, so
-    // the result is a slice of `raw` at character boundaries.
-    let start = t.as_ptr() as usize - raw.as_ptr() as usize;
-    raw.get(start..start + t.len()).unwrap_or("")
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::columns::{is_required, Columns};
 use crate::currency::{self, Currency};
 use crate::date::{excel_serial_date, parse_date, Date};
 use crate::decimal::{exceeds_tolerance, line_amounts, parse_decimal, round_to_minor, Decimal};
-use crate::rules::{trim_bytes, trim_str, Rules};
+use crate::rules::{trim_bytes, Rules};
 use ethnum::I256;
 use ledgerline_core::DecimalSeparator;
 use rustc_hash::FxHashMap;
@@ -175,6 +175,8 @@ fn span(text: &str, (a, b): (u32, u32)) -> &str {
 struct Row<'r> {
     record: Record<'r>,
     text: Option<&'r str>,
+    /// The address of the record's data, which `text` spans.
+    base: usize,
 }
 
 /// One field's trimmed value and kind.
@@ -235,16 +237,17 @@ impl<'a> Validator<'a> {
     fn value<'r>(&self, record: &Row<'r>, field: Field) -> Option<Value<'r>> {
         let j = self.columns.get(field)?;
         let kind = record.record.kind(j);
-        let raw = match record.text {
+        let trimmed = trim_bytes(record.record.field(j));
+        let text = match record.text {
+            // The field is a slice of the record's data: find it in the text.
             Some(text) => {
-                let (a, b) = record.record.field_bounds(j);
-                text.get(a..b).unwrap_or("")
+                let at = (trimmed.as_ptr() as usize).wrapping_sub(record.base);
+                text.get(at..at + trimmed.len()).unwrap_or("")
             }
             // Records reaching field checks are valid UTF-8 (mis-encoded
             // records are rejected first); fall back to empty text defensively.
-            None => std::str::from_utf8(record.record.field(j)).unwrap_or(""),
+            None => std::str::from_utf8(trimmed).unwrap_or(""),
         };
-        let text = trim_str(raw);
         let empty = text.is_empty() || self.rules.is_null(text);
         Some(Value { kind, text, empty })
     }
@@ -279,9 +282,11 @@ impl<'a> Validator<'a> {
             return Outcome::Blank;
         }
         // One UTF-8 check for the whole record; fields are slices of it.
+        let data = record.data();
         let record = &Row {
             record: *record,
-            text: std::str::from_utf8(record.data()).ok(),
+            text: std::str::from_utf8(data).ok(),
+            base: data.as_ptr() as usize,
         };
         if self.check_field_count && record.record.len() != self.columns.header_len() {
             errors.push(whole_record(

@@ -51,6 +51,11 @@ pub struct Parsed {
 #[derive(Debug)]
 pub struct CsvRangeParser {
     core: Reader,
+    /// The field delimiter, for the fast path that bypasses `csv-core`.
+    delimiter: u8,
+    /// `csv-core` has consumed bytes of the record in progress (which may
+    /// have opened a quote without writing anything): no fast path then.
+    core_in_record: bool,
     /// The line at the current input position.
     line: u64,
     /// The last byte consumed was `\r`: a `\n` next ends the same line.
@@ -81,6 +86,8 @@ impl CsvRangeParser {
     pub fn new(delimiter: u8, first_line: u64) -> CsvRangeParser {
         CsvRangeParser {
             core: ReaderBuilder::new().delimiter(delimiter).build(),
+            delimiter,
+            core_in_record: false,
             line: first_line,
             prev_cr: false,
             in_record: false,
@@ -177,6 +184,9 @@ impl CsvRangeParser {
             if st.pos == input.len() && !eof {
                 break;
             }
+            if !self.core_in_record && self.fast_record(input, batch, st)? {
+                continue;
+            }
             let Some((data, ends)) = batch.text_buffers_mut() else {
                 return Err(internal("a CSV batch cannot hold non-text cells"));
             };
@@ -221,6 +231,7 @@ impl CsvRangeParser {
                     .read_record(chunk, &mut data[st.committed..], &mut self.ends)
             };
             self.count_breaks(&input[st.pos..st.pos + nin]);
+            self.core_in_record |= nin > 0;
             st.pos += nin;
             st.committed += nout;
             self.record_len += nout;
@@ -242,6 +253,7 @@ impl CsvRangeParser {
                     batch.finish_record(self.record_row, status);
                     st.records += 1;
                     self.in_record = false;
+                    self.core_in_record = false;
                     if unterminated {
                         self.done = true;
                     }
@@ -254,11 +266,113 @@ impl CsvRangeParser {
                 }
                 ReadRecordResult::End => {
                     self.in_record = false;
+                    self.core_in_record = false;
                     self.done = true;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The fast path for the common record: a whole line, in `input`,
+    /// whose fields are unquoted or quoted with no line break inside and
+    /// the closing quote followed by the delimiter or the line break
+    /// (`"a, ""b"""` is `a, "b"`). Such a record is split with `memchr`, exactly as
+    /// `csv-core` would split it, without running its state machine byte by
+    /// byte. Returns false, having consumed and kept nothing, when the
+    /// record needs `csv-core`: anything else, no line break in `input` yet,
+    /// or a byte order mark at the very start.
+    fn fast_record(
+        &mut self,
+        input: &[u8],
+        batch: &mut RecordBatch,
+        st: &mut Progress,
+    ) -> Result<bool, FileError> {
+        let rest = &input[st.pos..];
+        if !self.fed && rest.starts_with(UTF8_BOM) {
+            return Ok(false);
+        }
+        let Some((data, ends)) = batch.text_buffers_mut() else {
+            return Err(internal("a CSV batch cannot hold non-text cells"));
+        };
+        let base = st.committed;
+        let first_field = ends.len();
+        let mut out = base;
+        let mut pos = 0;
+        let delimiter = self.delimiter;
+        let line_end = loop {
+            let next = if rest.get(pos) == Some(&b'"') {
+                // A quoted field: copy the runs between quotes; `""` is one
+                // quote. A line break inside, or text after the closing
+                // quote, is left to `csv-core`.
+                let mut at = pos + 1;
+                let closed = loop {
+                    let Some(q) = memchr::memchr(b'"', &rest[at..]).map(|k| at + k) else {
+                        break None;
+                    };
+                    if memchr::memchr2(b'\n', b'\r', &rest[at..q]).is_some() {
+                        break None;
+                    }
+                    let escaped = rest.get(q + 1) == Some(&b'"');
+                    let piece = &rest[at..if escaped { q + 1 } else { q }];
+                    if data.len() < out + piece.len() {
+                        data.resize(out + piece.len() + self.slack, 0);
+                    }
+                    data[out..out + piece.len()].copy_from_slice(piece);
+                    out += piece.len();
+                    if !escaped {
+                        break Some(q + 1);
+                    }
+                    at = q + 2;
+                };
+                match closed.map(|after| (after, rest.get(after))) {
+                    Some((after, Some(&b))) if b == delimiter || b == b'\n' || b == b'\r' => after,
+                    _ => break None,
+                }
+            } else {
+                let Some(k) = memchr::memchr3(delimiter, b'\n', b'\r', &rest[pos..]) else {
+                    break None;
+                };
+                let field = &rest[pos..pos + k];
+                if data.len() < out + field.len() {
+                    data.resize(out + field.len() + self.slack, 0);
+                }
+                data[out..out + field.len()].copy_from_slice(field);
+                out += field.len();
+                pos + k
+            };
+            ends.push(u32::try_from(out).map_err(|_| too_large())?);
+            if rest[next] == delimiter {
+                pos = next + 1;
+            } else {
+                break Some(next);
+            }
+        };
+        let Some(nl) = line_end else {
+            // Leave no trace: `csv-core` parses this record from its start.
+            ends.truncate(first_field);
+            return Ok(false);
+        };
+        let status = record_encoding(&data[base..out], base, &ends[first_field..]);
+        // The line break: `\r\n` is one; a `\r` at the end of the input may
+        // be followed by the `\n` of the next input.
+        let mut consumed = nl + 1;
+        self.prev_cr = false;
+        if rest[nl] == b'\r' {
+            match rest.get(nl + 1) {
+                Some(b'\n') => consumed += 1,
+                Some(_) => {}
+                None => self.prev_cr = true,
+            }
+        }
+        st.pos += consumed;
+        st.committed = out;
+        self.fed = true;
+        self.in_record = false;
+        batch.finish_record(self.record_row, status);
+        self.line += 1;
+        st.records += 1;
+        Ok(true)
     }
 
     /// Consumes the line breaks at the start of a record, appending a record
