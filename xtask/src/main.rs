@@ -4,6 +4,10 @@
 //! its own module so that benches and tests can reuse it.
 //!
 //! - `gen`: write a deterministic, realistic invoice CSV (`xtask::gen`).
+//! - `bench`: time the release binary, standard vs optimized, as a table
+//!   (`bench.rs`).
+//! - `memcheck`: peak resident memory per level under a threshold
+//!   (`memcheck.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -13,6 +17,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::gen;
+
+mod bench;
+mod memcheck;
 
 /// Command line of `cargo xtask`.
 #[derive(Parser)]
@@ -28,6 +35,12 @@ struct Cli {
 enum Task {
     /// Write a deterministic invoice CSV (same rows and seed, same bytes).
     Gen(GenArgs),
+    /// Time `ledgerline process` (standard vs optimized) on generated files
+    /// and print the comparison table; builds the release CLI first.
+    Bench(bench::BenchArgs),
+    /// Check that peak resident memory stays under `--memory-threshold` at
+    /// every optimization level on a large generated file.
+    Memcheck(memcheck::MemcheckArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -50,6 +63,8 @@ struct GenArgs {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Gen(args) => run_gen(&args),
+        Task::Bench(args) => bench::run(&args),
+        Task::Memcheck(args) => memcheck::run(&args),
     }
 }
 
