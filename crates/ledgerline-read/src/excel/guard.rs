@@ -40,27 +40,19 @@ fn unreadable(name: &str, message: String) -> FileError {
     FileError::new(FileErrorCode::Unreadable, format!("{name}: {message}"))
 }
 
-/// What the guard learned about a zip workbook's parts.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct ZipFacts {
-    /// Uncompressed size of each worksheet part, by entry name.
-    pub sheet_sizes: Vec<(String, u64)>,
-}
-
 /// Checks the zip central directory of a workbook of `format`.
 pub(crate) fn check_zip<R: Read + Seek>(
     name: &str,
     reader: R,
     format: Format,
     budget: u64,
-) -> Result<ZipFacts, FileError> {
+) -> Result<(), FileError> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| {
         unreadable(
             name,
             format!("corrupt or truncated workbook (zip directory unreadable: {e})"),
         )
     })?;
-    let mut facts = ZipFacts::default();
     for i in 0..zip.len() {
         let entry = zip.by_index_raw(i).map_err(|e| {
             unreadable(
@@ -109,11 +101,8 @@ pub(crate) fn check_zip<R: Read + Seek>(
                 ),
             ));
         }
-        if streamed {
-            facts.sheet_sizes.push((part, size));
-        }
     }
-    Ok(facts)
+    Ok(())
 }
 
 /// Checks an OLE2 (`xls`) workbook, which is loaded whole: its size bounds

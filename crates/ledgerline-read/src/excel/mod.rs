@@ -257,17 +257,14 @@ impl Job {
     }
 
     fn read_from<R: Read + Seek>(&self, mut reader: R, len: u64) -> Flow {
-        let facts = if self.format == Format::Xls {
+        if self.format == Format::Xls {
             guard::check_ole2(&self.name, len, self.budget).map_err(Err)?;
-            guard::ZipFacts::default()
         } else {
-            let facts =
-                guard::check_zip(&self.name, &mut reader, self.format, self.budget).map_err(Err)?;
+            guard::check_zip(&self.name, &mut reader, self.format, self.budget).map_err(Err)?;
             reader
                 .seek(SeekFrom::Start(0))
                 .map_err(|e| Err(unreadable(&self.name, e)))?;
-            facts
-        };
+        }
         let reader = Counting {
             inner: reader,
             count: Arc::clone(&self.bytes_read),
@@ -279,20 +276,10 @@ impl Job {
                 let sheet = self.pick_sheet(wb.sheets_metadata())?;
                 let is_1904 = wb.has_1904_epoch();
                 self.opened(&sheet, is_1904)?;
-                let part_size = facts.sheet_sizes.iter().map(|(_, s)| *s).max().unwrap_or(0);
-                let mut pass = |emit: &mut Emit<'_>, first: bool| -> Flow {
+                let mut pass = |emit: &mut Emit<'_>, _first: bool| -> Flow {
                     let mut cells = wb
                         .worksheet_cells_reader(&sheet)
                         .map_err(|e| Err(unreadable(name, e)))?;
-                    if first {
-                        let d = cells.dimensions();
-                        let rows = u64::from(d.end.0) + 1;
-                        let cols = u64::from(d.end.1) + 1;
-                        // Before streaming anything: a declared rectangle
-                        // far beyond what the part's bytes could hold.
-                        guard::check_sparse(name, &sheet, rows, cols, part_size / 8)
-                            .map_err(Err)?;
-                    }
                     while let Some(c) = cells.next_cell().map_err(|e| Err(unreadable(name, e)))? {
                         let (r, col) = c.get_position();
                         emit(r, col, c.get_value())?;

@@ -1,0 +1,284 @@
+//! Excel fixtures and the Excel reader on files we did not write.
+//!
+//! Every workbook under `fixtures/excel/` (conventions as `fixtures/csv/`:
+//! `<name>.<ext>` + `<name>.expected.json`, optional `<name>.settings.json`)
+//! runs through the standard processor and the optimized one at levels 1, 2
+//! and 3 with chunk sizes 1, 2, 7 and 5,000; every report must equal the
+//! hand-checked expected one (SPEC §8: parsed JSON without `metrics` and
+//! `message`).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ledgerline::baseline::StandardProcessor;
+use ledgerline::core::{
+    strip_for_comparison, CellKind, FileError, FileProcessor, RecordBatch, Settings,
+};
+use ledgerline::optimized::OptimizedProcessor;
+use serde_json::Value;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join("excel")
+}
+
+fn stem(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.split('.').next().unwrap_or("").to_string()
+}
+
+fn is_fixture(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    path.is_file()
+        && !name.starts_with('.')
+        && name != "README.md"
+        && !name.ends_with(".py")
+        && !name.ends_with(".expected.json")
+        && !name.ends_with(".settings.json")
+        && !name.ends_with(".rows.jsonl")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn settings_for(dir: &Path, name: &str) -> Settings {
+    let mut settings = Settings::default();
+    let path = dir.join(format!("{name}.settings.json"));
+    if path.exists() {
+        let Value::Object(map) = read_json(&path) else {
+            panic!("{}: not an object", path.display())
+        };
+        for (k, v) in &map {
+            settings.apply(k, v.as_str().unwrap_or_default()).unwrap();
+        }
+    }
+    settings
+}
+
+fn comparable(result: Result<ledgerline::core::Report, FileError>) -> Value {
+    match result {
+        Ok(report) => report.comparable_json(),
+        Err(e) => {
+            let mut value = e.to_report_json();
+            strip_for_comparison(&mut value);
+            value
+        }
+    }
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = fixture_dir();
+    let mut list: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_fixture(p))
+        .collect();
+    list.sort();
+    list
+}
+
+#[test]
+fn excel_fixtures_match_expected_reports_in_every_processor() {
+    let dir = fixture_dir();
+    let list = fixtures();
+    assert!(list.len() >= 10, "fixtures missing in {}", dir.display());
+    let mut failures = String::new();
+    for path in &list {
+        let name = stem(path);
+        let expected = read_json(&dir.join(format!("{name}.expected.json")));
+        let settings = settings_for(&dir, &name);
+        let mut runs: Vec<(String, Value)> = Vec::new();
+        runs.push((
+            "standard".into(),
+            comparable(StandardProcessor::new(settings.clone()).process_file(path)),
+        ));
+        for level in [1u8, 2, 3] {
+            for chunk in [1usize, 2, 7, 5000] {
+                let mut s = settings.clone();
+                s.optimization_level = level;
+                s.chunk_size = chunk;
+                let p = OptimizedProcessor::new(s);
+                let p: &dyn FileProcessor = &p;
+                runs.push((
+                    format!("optimized L{level} chunk {chunk}"),
+                    comparable(p.process_file(path)),
+                ));
+            }
+        }
+        // The in-memory path (process_reader) reads the same workbook.
+        let bytes = fs::read(path).unwrap();
+        runs.push((
+            "standard reader".into(),
+            comparable(
+                StandardProcessor::new(settings.clone())
+                    .process_reader(&name, &mut Cursor::new(bytes)),
+            ),
+        ));
+        for (what, actual) in runs {
+            if actual != expected {
+                let _ = writeln!(
+                    failures,
+                    "\n{} ({what}):\n  expected {expected}\n  actual   {actual}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(failures.is_empty(), "reports differ:{failures}");
+}
+
+/// Every record of `path` as `ledgerline rows` prints it: the texts, plus
+/// each cell's kind.
+fn rows_of(path: &Path, settings: &Settings) -> Result<Vec<Vec<(CellKind, String)>>, FileError> {
+    let mut reader = ledgerline::read::open_path(path, settings)?;
+    let mut batch = RecordBatch::new();
+    let mut out = Vec::new();
+    let mut expect_row = 1;
+    while reader.read_batch(&mut batch, 3)? > 0 {
+        for r in batch.iter() {
+            assert_eq!(r.row(), expect_row, "sheet rows are numbered 1, 2, …");
+            expect_row += 1;
+            out.push(
+                (0..r.len())
+                    .map(|j| {
+                        let (kind, bytes) = r.cell(j);
+                        (kind, String::from_utf8_lossy(bytes).into_owned())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn texts(rows: &[Vec<(CellKind, String)>]) -> Vec<Vec<&str>> {
+    rows.iter()
+        .map(|r| r.iter().map(|(_, t)| t.as_str()).collect())
+        .collect()
+}
+
+#[test]
+fn rows_of_a_sheet_are_padded_from_row_one_with_spec_texts() {
+    let rows = rows_of(
+        &fixture_dir().join("cells_types.xlsx"),
+        &Settings::default(),
+    )
+    .unwrap();
+    let t = texts(&rows);
+    // Rows 1-2 are blank, the header is row 3, row 6 is blank, row 12 last.
+    assert_eq!(t.len(), 12);
+    let blank = vec![""; 9];
+    assert_eq!(t[0], blank);
+    assert_eq!(t[1], blank);
+    assert_eq!(t[2][0], "invoice_id");
+    assert_eq!(
+        t[3],
+        [
+            "INV-1",
+            "2024-01-15",
+            "2024-02-14",
+            "C1",
+            "2",
+            "10.5",
+            "0.2",
+            "25.2",
+            "EUR"
+        ]
+    );
+    assert_eq!(
+        t[4],
+        [
+            "INV-2",
+            "45306",
+            "2024-02-01",
+            "C2",
+            "3",
+            "0.1",
+            "0",
+            "",
+            "USD"
+        ]
+    );
+    assert_eq!(t[5], blank);
+    assert_eq!(t[6][4], "#DIV/0!");
+    assert_eq!(rows[6][4].0, CellKind::Error);
+    assert_eq!(t[7][4], "true");
+    assert_eq!(rows[7][4].0, CellKind::Bool);
+    assert_eq!(t[9][1], "2024-03-01T13:05:07");
+    assert_eq!(rows[9][1].0, CellKind::Date);
+    assert_eq!(t[11][0], "123456789012346000");
+    assert_eq!(t[11][3], "0.3");
+    assert_eq!(t[11][5], "2.675");
+    assert_eq!(rows[11][5].0, CellKind::Number);
+}
+
+#[test]
+fn rows_of_xls_and_ods_match_the_xlsx_they_were_converted_from() {
+    let dir = fixture_dir();
+    let xlsx = texts(&rows_of(&dir.join("basic.xlsx"), &Settings::default()).unwrap())
+        .into_iter()
+        .map(|r| r.into_iter().map(String::from).collect::<Vec<_>>())
+        .collect::<Vec<_>>();
+    assert_eq!(xlsx.len(), 6);
+    for other in ["basic_xls.xls", "basic_ods.ods", "basic_vba.xlsm"] {
+        let rows = rows_of(&dir.join(other), &Settings::default()).unwrap();
+        let t: Vec<Vec<String>> = texts(&rows)
+            .into_iter()
+            .map(|r| r.into_iter().map(String::from).collect())
+            .collect();
+        assert_eq!(t, xlsx, "{other}");
+    }
+}
+
+#[test]
+fn zip_bomb_and_sparse_sheet_are_refused_quickly() {
+    for name in ["zip_bomb.xlsx", "sparse_dimension.xlsx"] {
+        let start = Instant::now();
+        let err = rows_of(&fixture_dir().join(name), &Settings::default()).unwrap_err();
+        assert_eq!(err.code.as_str(), "unreadable", "{name}");
+        assert!(err.message.contains("refused"), "{name}: {}", err.message);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{name} took {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+/// Third-party workbooks (calamine's test suite, `../shared/excel-samples`):
+/// each must give rows or a clean file error, never a panic or a hang.
+#[test]
+fn third_party_samples_never_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/excel-samples/calamine");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        println!("skipped: {} is absent", dir.display());
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    let mut read = 0;
+    let mut xlsb_rows = 0;
+    for path in paths.iter().filter(|p| p.is_file()) {
+        let result = std::panic::catch_unwind(|| rows_of(path, &Settings::default()));
+        match result {
+            Ok(Ok(rows)) => {
+                read += 1;
+                if path.extension().is_some_and(|e| e == "xlsb") {
+                    xlsb_rows += rows.len();
+                }
+            }
+            Ok(Err(e)) => println!("{}: {} {}", path.display(), e.code.as_str(), e.message),
+            Err(_) => panic!("{} panicked", path.display()),
+        }
+        // The standard processor must not panic either.
+        let _ = StandardProcessor::new(Settings::default()).process_file(path);
+    }
+    assert!(read > 0);
+    assert!(xlsb_rows > 0, "no xlsb sample read");
+}
