@@ -20,6 +20,7 @@ use xtask::gen;
 
 mod bench;
 mod memcheck;
+mod xlsx;
 
 /// Command line of `cargo xtask`.
 #[derive(Parser)]
@@ -58,6 +59,10 @@ struct GenArgs {
     /// Share of rows carrying one injected row error, in [0, 1].
     #[arg(long, default_value_t = 0.02)]
     error_rate: f64,
+    /// Also write the same invoices as an xlsx workbook here (date cells,
+    /// numbers, text; see `xlsx.rs`). Needs `--out` to be a file.
+    #[arg(long)]
+    xlsx: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -105,6 +110,21 @@ fn run_gen(args: &GenArgs) -> Result<()> {
     )?;
     for kind in gen::ErrorKind::ALL {
         writeln!(err, "  {:<22} {}", kind.code(), summary.count(kind))?;
+    }
+    if let Some(path) = &args.xlsx {
+        if args.out.as_os_str() == "-" {
+            bail!("--xlsx needs --out to be a file");
+        }
+        let start = Instant::now();
+        let csv = File::open(&args.out)
+            .with_context(|| format!("cannot read {}", args.out.display()))?;
+        let records = xlsx::write_xlsx(io::BufReader::with_capacity(1 << 20, csv), path)?;
+        writeln!(
+            err,
+            "wrote {} ({records} sheet rows) in {:.2?}",
+            path.display(),
+            start.elapsed()
+        )?;
     }
     Ok(())
 }
