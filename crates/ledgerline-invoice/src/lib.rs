@@ -34,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod anchors;
 pub mod columns;
 pub mod currency;
 pub mod date;

@@ -6,21 +6,24 @@
 //! chunks gives exactly what one pass over the file gives.
 
 use ethnum::I256;
-use rustc_hash::FxHashMap;
 
 use ledgerline_core::{
     CurrencyTotal, ErrorCode, Metrics, Report, RowCounts, RowError, Source, Warning, REPORT_VERSION,
 };
 
+use crate::anchors::{Anchor, Anchors};
 use crate::currency::Currency;
-use crate::date::Date;
 use crate::decimal::format_minor;
 use crate::validate::{code_index, cut, Candidate, ChunkResult};
 
 /// The first column in which `c` differs from `anchor` (customer_id,
 /// currency, invoice_date), with the index of its text span.
-fn differs(anchor: &Anchor, chunk: &ChunkResult, c: &Candidate) -> Option<(&'static str, usize)> {
-    if *anchor.customer != *chunk.span(c, 1) {
+fn differs(
+    anchor: &Anchor<'_>,
+    chunk: &ChunkResult,
+    c: &Candidate,
+) -> Option<(&'static str, usize)> {
+    if anchor.customer != chunk.span(c, 1) {
         Some(("customer_id", 1))
     } else if anchor.currency != c.currency {
         Some(("currency", 2))
@@ -29,14 +32,6 @@ fn differs(anchor: &Anchor, chunk: &ChunkResult, c: &Candidate) -> Option<(&'sta
     } else {
         None
     }
-}
-
-/// The anchor of an invoice: the values later rows must agree with.
-#[derive(Clone, Debug)]
-struct Anchor {
-    customer: Box<str>,
-    currency: Currency,
-    date: Date,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -55,7 +50,7 @@ pub struct Merger {
     counts: RowCounts,
     error_counts: [u64; ErrorCode::ALL.len()],
     errors: Vec<RowError>,
-    anchors: FxHashMap<Box<str>, Anchor>,
+    anchors: Anchors,
     sums: Vec<Sums>,
 }
 
@@ -67,7 +62,7 @@ impl Merger {
             counts: RowCounts::default(),
             error_counts: [0; ErrorCode::ALL.len()],
             errors: Vec::new(),
-            anchors: FxHashMap::default(),
+            anchors: Anchors::default(),
             sums: vec![Sums::default(); Currency::COUNT],
         }
     }
@@ -94,9 +89,9 @@ impl Merger {
             let agree = match self.anchors.get(id) {
                 None => {
                     self.anchors.insert(
-                        id.into(),
+                        id,
                         Anchor {
-                            customer: chunk.span(first, 1).into(),
+                            customer: chunk.span(first, 1),
                             currency: first.currency,
                             date: first.date,
                         },
@@ -104,7 +99,7 @@ impl Merger {
                     self.sums[first.currency.index()].invoices += 1;
                     true
                 }
-                Some(a) => differs(a, &chunk, first).is_none(),
+                Some(a) => differs(&a, &chunk, first).is_none(),
             };
             if agree {
                 self.counts.valid += g.lines;
@@ -128,7 +123,7 @@ impl Merger {
                 let Some(anchor) = self.anchors.get(id) else {
                     continue;
                 };
-                match differs(anchor, &chunk, c) {
+                match differs(&anchor, &chunk, c) {
                     None => {
                         self.counts.valid += 1;
                         let s = &mut self.sums[c.currency.index()];
