@@ -1,0 +1,246 @@
+//! Criterion benches of whole-file processing: the standard processor and the
+//! optimized one at each level, on seeded generated invoice files.
+//!
+//! IDs are `{format}/{rows}/{processor}`, e.g. `csv/10000/optimized-l2`, so
+//! `cargo bench -- csv/10000` picks one size and `cargo bench -- standard`
+//! one processor. Throughput is the file's size in bytes.
+//!
+//! Data is written once into `target/bench-data/` by `xtask::gen` (the code
+//! behind `cargo xtask gen`) and reused while its size still matches what the
+//! generator would write; it is never committed. Every iteration checks the
+//! report's row counts and error counts against what the generator says it
+//! injected, so a fast wrong answer fails the bench instead of winning it.
+//!
+//! The default run is sized for a 2-core machine: fewer samples and flat
+//! sampling for the large files, so `cargo bench` finishes in a few minutes.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use ledgerline::baseline::StandardProcessor;
+use ledgerline::core::{FileError, FileProcessor, Report, Settings};
+use ledgerline::optimized::OptimizedProcessor;
+use xtask::gen;
+
+/// CSV sizes of the issue: 100, 1K, 10K, 50K and 1M data rows.
+const CSV_ROWS: [u64; 5] = [100, 1_000, 10_000, 50_000, 1_000_000];
+
+/// Excel sizes of the issue: 1K, 10K and 50K data rows (see [`xlsx_benches`]).
+#[allow(dead_code)]
+const XLSX_ROWS: [u64; 3] = [1_000, 10_000, 50_000];
+
+/// One seed for every bench, so numbers from different runs see the same bytes.
+const SEED: u64 = 42;
+
+/// The generator's default share of rows with an injected error (2%), as in
+/// the peers' `gen_bench.py`.
+const ERROR_RATE: f64 = 0.02;
+
+/// What a correct report must say about a generated file.
+struct Expected {
+    total: u64,
+    invalid: u64,
+    /// Rows per error code; every injected error is reported once under
+    /// exactly the code the generator names.
+    error_counts: BTreeMap<String, u64>,
+}
+
+/// A generated file ready to bench.
+struct Dataset {
+    path: PathBuf,
+    bytes: u64,
+    expected: Expected,
+}
+
+/// `io::Write` that only counts, to learn the size and summary of a file
+/// without writing it again.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `target/bench-data/`, honouring `CARGO_TARGET_DIR`.
+fn data_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("bench-data")
+}
+
+/// The CSV of `rows` rows, generated unless a file of the right size is
+/// already there. The file name matches `cargo xtask bench`, which shares it.
+fn csv_dataset(rows: u64) -> Result<Dataset, Box<dyn Error>> {
+    // Generating into a counter is cheap next to any bench (about 1 s per
+    // million rows) and gives the expected counts without a sidecar file.
+    let mut counter = Counter(0);
+    let summary = gen::generate_counted(rows, SEED, ERROR_RATE, &mut counter)?;
+    let dir = data_dir();
+    let path = dir.join(format!("invoices-{rows}-s{SEED}.csv"));
+    let present = fs::metadata(&path).map(|m| m.len()).ok();
+    if present != Some(counter.0) {
+        fs::create_dir_all(&dir)?;
+        // Write beside and rename, so an interrupted run never leaves a
+        // truncated file that a later run would take for finished.
+        let tmp = dir.join(format!(".invoices-{rows}-s{SEED}.csv.tmp"));
+        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        gen::generate(rows, SEED, ERROR_RATE, &mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        fs::rename(&tmp, &path)?;
+    }
+    let error_counts = gen::ErrorKind::ALL
+        .iter()
+        .map(|&k| (k.code().to_string(), summary.count(k)))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    Ok(Dataset {
+        path,
+        bytes: counter.0,
+        expected: Expected {
+            total: rows,
+            invalid: summary.error_rows(),
+            error_counts,
+        },
+    })
+}
+
+/// Why `result` is not the report `expected` describes, if it is not.
+fn check(result: &Result<Report, FileError>, expected: &Expected) -> Result<(), String> {
+    let report = result
+        .as_ref()
+        .map_err(|e| format!("file error {:?}: {}", e.code, e.message))?;
+    let rows = &report.rows;
+    let want = (
+        expected.total,
+        expected.total - expected.invalid,
+        expected.invalid,
+        0,
+    );
+    let got = (rows.total, rows.valid, rows.invalid, rows.blank);
+    if got != want {
+        return Err(format!(
+            "rows (total, valid, invalid, blank) = {got:?}, expected {want:?}"
+        ));
+    }
+    let counts: BTreeMap<String, u64> = report
+        .error_counts
+        .iter()
+        .map(|(code, &n)| (code.as_str().to_string(), n))
+        .collect();
+    if counts != expected.error_counts {
+        return Err(format!(
+            "error_counts = {counts:?}, expected {:?}",
+            expected.error_counts
+        ));
+    }
+    Ok(())
+}
+
+/// The processors under test with their bench names.
+fn processors() -> Vec<(&'static str, Box<dyn FileProcessor>)> {
+    let level = |n: u8| {
+        Box::new(OptimizedProcessor::new(Settings {
+            optimization_level: n,
+            ..Settings::default()
+        })) as Box<dyn FileProcessor>
+    };
+    vec![
+        (
+            "standard",
+            Box::new(StandardProcessor::new(Settings::default())) as Box<dyn FileProcessor>,
+        ),
+        ("optimized-l1", level(1)),
+        ("optimized-l2", level(2)),
+        ("optimized-l3", level(3)),
+    ]
+}
+
+/// Scales sampling to the file so the default run stays sane on 2 cores:
+/// criterion's defaults (100 samples, 5 s) would take minutes per processor
+/// at a million rows.
+fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, rows: u64) {
+    if rows >= 1_000_000 {
+        // One iteration takes around a second: ten flat samples.
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(2))
+            .measurement_time(Duration::from_secs(15));
+    } else if rows >= 50_000 {
+        group
+            .sampling_mode(SamplingMode::Flat)
+            .sample_size(20)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(5));
+    } else {
+        group
+            .sample_size(30)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+    }
+}
+
+/// Benches every processor on `data`, under the group `{format}/{rows}`.
+fn bench_dataset(c: &mut Criterion, format: &str, rows: u64, data: &Dataset) {
+    let mut group = c.benchmark_group(format!("{format}/{rows}"));
+    configure(&mut group, rows);
+    group.throughput(Throughput::Bytes(data.bytes));
+    for (name, processor) in processors() {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let result = processor.process_file(&data.path);
+                // The check runs inside the timed loop on purpose: it is a
+                // few comparisons, and it makes every iteration prove itself.
+                assert_eq!(
+                    check(&result, &data.expected),
+                    Ok(()),
+                    "{name} on {format}/{rows}"
+                );
+                result
+            })
+        });
+    }
+    group.finish();
+}
+
+/// CSV at every size of [`CSV_ROWS`].
+fn csv_benches(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    for rows in CSV_ROWS {
+        let data = csv_dataset(rows)?;
+        bench_dataset(c, "csv", rows, &data);
+    }
+    Ok(())
+}
+
+/// Excel (xlsx) at every size of [`XLSX_ROWS`].
+///
+/// XLSX BENCHES GO HERE: build a [`Dataset`] per size the way
+/// [`csv_dataset`] does (same expected counts: the generator injects the
+/// same errors) and call `bench_dataset(c, "xlsx", rows, &data)`.
+// TODO(issue 4): wire in the xlsx generator once `cargo xtask gen --xlsx`
+// lands in `xtask`; until then there is nothing to bench.
+fn xlsx_benches(_c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    Ok(())
+}
+
+/// Like `criterion_main!`, but data generation can fail with a message
+/// instead of a panic.
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut c = Criterion::default().configure_from_args();
+    csv_benches(&mut c)?;
+    xlsx_benches(&mut c)?;
+    c.final_summary();
+    Ok(())
+}
