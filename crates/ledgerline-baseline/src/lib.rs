@@ -26,22 +26,40 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use ledgerline_core::{FileError, FileProcessor, RecordBatch, Report, Settings};
+use ledgerline_core::{FileError, FileProcessor, Progress, RecordBatch, Report, Settings};
 use ledgerline_invoice::{Merger, Rules, Validator};
 use ledgerline_read::RecordReader;
 
 use crate::session::Session;
 
 /// The standard (sequential) processor.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct StandardProcessor {
     settings: Settings,
+    progress: Option<Progress>,
+}
+
+impl std::fmt::Debug for StandardProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandardProcessor")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StandardProcessor {
     /// A processor with the given settings.
     pub fn new(settings: Settings) -> StandardProcessor {
-        StandardProcessor { settings }
+        StandardProcessor {
+            settings,
+            progress: None,
+        }
+    }
+
+    /// Reports the bytes read to `progress` after every chunk.
+    pub fn with_progress(mut self, progress: Progress) -> StandardProcessor {
+        self.progress = Some(progress);
+        self
     }
 
     fn run(
@@ -70,6 +88,9 @@ impl StandardProcessor {
         if !at_end {
             let mut batch = RecordBatch::new();
             while reader.read_batch(&mut batch, chunk_size)? > 0 {
+                if let Some(p) = &self.progress {
+                    p(reader.bytes_read());
+                }
                 merger.push(validator.validate(&batch));
                 chunks += 1;
             }

@@ -21,11 +21,11 @@ mod rows;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use ledgerline_baseline::StandardProcessor;
-use ledgerline_core::{FileError, FileProcessor, Report, Settings};
+use ledgerline_core::{FileError, FileProcessor, Progress, Settings};
 use ledgerline_optimized::OptimizedProcessor;
 
 /// Fast, exact, bounded-memory processing of invoice files.
@@ -203,10 +203,15 @@ fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
 fn processor_for(
     name: Option<&str>,
     settings: Settings,
+    progress: Progress,
 ) -> Result<Box<dyn FileProcessor>, FileError> {
     match name.unwrap_or("optimized") {
-        "standard" => Ok(Box::new(StandardProcessor::new(settings))),
-        "optimized" => Ok(Box::new(OptimizedProcessor::new(settings))),
+        "standard" => Ok(Box::new(
+            StandardProcessor::new(settings).with_progress(progress),
+        )),
+        "optimized" => Ok(Box::new(
+            OptimizedProcessor::new(settings).with_progress(progress),
+        )),
         other => Err(FileError::settings(format!(
             "processor: expected standard or optimized, got {other:?}"
         ))),
@@ -214,9 +219,11 @@ fn processor_for(
 }
 
 fn process(args: ProcessArgs) -> i32 {
+    let bar = ProgressBar::for_file(&args.file);
     let result = settings_from(&args.settings)
-        .and_then(|s| processor_for(args.processor.as_deref(), s))
-        .and_then(|p| run_with_progress(p.as_ref(), &args.file));
+        .and_then(|s| processor_for(args.processor.as_deref(), s, bar.callback()))
+        .and_then(|p| p.process_file(&args.file));
+    bar.finish();
     match (result, args.json) {
         (Ok(report), true) => {
             print_json(&serde_json::to_value(&report).unwrap_or_default());
@@ -237,31 +244,65 @@ fn process(args: ProcessArgs) -> i32 {
     }
 }
 
-/// Runs the processor, with a progress spinner on stderr when it is a
-/// terminal and the file takes more than a moment.
-fn run_with_progress(processor: &dyn FileProcessor, path: &Path) -> Result<Report, FileError> {
-    if !std::io::stderr().is_terminal() {
-        return processor.process_file(path);
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    bar.set_message(format!("processing {}", path.display()));
-    let shown = Arc::new(bar);
-    let ticker = {
-        let bar = Arc::clone(&shown);
-        std::thread::spawn(move || {
-            // Show the spinner only for files that take more than a moment.
-            std::thread::sleep(Duration::from_millis(400));
-            if !bar.is_finished() {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                bar.enable_steady_tick(Duration::from_millis(100));
+/// A progress bar on stderr, in bytes of the file, shown only when stderr
+/// is a terminal and the file takes more than a moment.
+struct ProgressBar {
+    bar: Option<Arc<indicatif::ProgressBar>>,
+    started: Instant,
+}
+
+/// The bar appears after this long, so quick runs print nothing extra.
+const BAR_DELAY: Duration = Duration::from_millis(300);
+
+impl ProgressBar {
+    fn for_file(path: &Path) -> ProgressBar {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let len = std::fs::metadata(path).map_or(0, |m| m.len());
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(len),
+                indicatif::ProgressDrawTarget::hidden(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
             }
+            bar.set_message(path.display().to_string());
+            Arc::new(bar)
+        });
+        ProgressBar {
+            bar,
+            started: Instant::now(),
+        }
+    }
+
+    /// The callback processors report bytes read to.
+    fn callback(&self) -> Progress {
+        let bar = self.bar.clone();
+        let started = self.started;
+        let shown = std::sync::atomic::AtomicBool::new(false);
+        Arc::new(move |bytes| {
+            let Some(bar) = &bar else { return };
+            if !shown.load(std::sync::atomic::Ordering::Relaxed) {
+                if started.elapsed() < BAR_DELAY {
+                    return;
+                }
+                shown.store(true, std::sync::atomic::Ordering::Relaxed);
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            // Decompressed input can outgrow the file's size.
+            if bar.length().is_some_and(|len| bytes > len) {
+                bar.set_length(bytes);
+            }
+            bar.set_position(bytes);
         })
-    };
-    let result = processor.process_file(path);
-    shown.finish_and_clear();
-    let _ = ticker.join();
-    result
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn print_json(value: &serde_json::Value) {

@@ -35,7 +35,7 @@ mod settings;
 
 pub use batch::{CellKind, Record, RecordBatch, RecordStatus};
 pub use error::{FileError, FileErrorCode};
-pub use processor::FileProcessor;
+pub use processor::{FileProcessor, Progress};
 pub use report::{
     strip_for_comparison, CurrencyTotal, ErrorCode, Metrics, Report, RowCounts, RowError, Source,
     Warning, WarningCode, REPORT_VERSION,

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::{FileError, Report, Settings};
 
@@ -25,3 +26,7 @@ pub trait FileProcessor: Send + Sync {
     /// messages. Formats are detected from content as for files.
     fn process_reader(&self, name: &str, reader: &mut dyn Read) -> Result<Report, FileError>;
 }
+
+/// Called by a processor as it reads, with the bytes of input consumed so
+/// far (after decompression), e.g. to drive a progress bar.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;

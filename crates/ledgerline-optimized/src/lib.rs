@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use ledgerline_baseline::session::{self, Session};
 use ledgerline_core::{
-    FileError, FileErrorCode, FileProcessor, RecordBatch, Report, Settings, Source,
+    FileError, FileErrorCode, FileProcessor, Progress, RecordBatch, Report, Settings, Source,
 };
 use ledgerline_governor::Governor;
 use ledgerline_invoice::{read_prelude, Merger, Rules, Validator};
@@ -59,6 +59,7 @@ pub struct OptimizedProcessor {
     settings: Settings,
     cancel: CancelToken,
     hook: Option<ChunkHook>,
+    progress: Option<Progress>,
 }
 
 impl std::fmt::Debug for OptimizedProcessor {
@@ -77,6 +78,7 @@ impl OptimizedProcessor {
             settings,
             cancel: CancelToken::new(),
             hook: None,
+            progress: None,
         }
     }
 
@@ -90,6 +92,12 @@ impl OptimizedProcessor {
     /// Calls `hook` with every chunk just before it is validated.
     pub fn with_chunk_hook(mut self, hook: ChunkHook) -> OptimizedProcessor {
         self.hook = Some(hook);
+        self
+    }
+
+    /// Reports the bytes read to `progress` as chunks are read.
+    pub fn with_progress(mut self, progress: Progress) -> OptimizedProcessor {
+        self.progress = Some(progress);
         self
     }
 
@@ -141,6 +149,7 @@ impl OptimizedProcessor {
             pipelined: level >= 2,
         };
         let reader_ref = &mut reader;
+        let progress = self.progress.as_deref();
         let governor_ref = &governor;
         let hook = self.hook.as_deref();
         let result = run_ordered(
@@ -155,7 +164,11 @@ impl OptimizedProcessor {
                 }
                 governor_ref.wait_if_throttled(Duration::from_millis(50));
                 let mut batch = RecordBatch::with_capacity(chunk_rows, 12, chunk_rows * 128);
-                if reader_ref.read_batch(&mut batch, chunk_rows)? == 0 {
+                let read = reader_ref.read_batch(&mut batch, chunk_rows)?;
+                if let Some(p) = progress {
+                    p(reader_ref.bytes_read());
+                }
+                if read == 0 {
                     at_end = true;
                     return Ok(None);
                 }
@@ -272,6 +285,7 @@ impl OptimizedProcessor {
         };
         let hook = self.hook.as_deref();
         let cutter_ref = &mut cutter;
+        let progress = self.progress.as_deref();
         let governor_ref = &governor;
         let result = run_ordered(
             &config,
@@ -284,7 +298,11 @@ impl OptimizedProcessor {
                     return Ok(None);
                 }
                 governor_ref.wait_if_throttled(Duration::from_millis(50));
-                Ok(cutter_ref.next_block()?.map(Work::Raw))
+                let block = cutter_ref.next_block()?;
+                if let Some(p) = progress {
+                    p(cutter_ref.bytes);
+                }
+                Ok(block.map(Work::Raw))
             },
             |work: &Work| match work {
                 Work::Parsed(batch) => {
