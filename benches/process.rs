@@ -31,7 +31,6 @@ use xtask::gen;
 const CSV_ROWS: [u64; 5] = [100, 1_000, 10_000, 50_000, 1_000_000];
 
 /// Excel sizes of the issue: 1K, 10K and 50K data rows (see [`xlsx_benches`]).
-#[allow(dead_code)]
 const XLSX_ROWS: [u64; 3] = [1_000, 10_000, 50_000];
 
 /// One seed for every bench, so numbers from different runs see the same bytes.
@@ -224,14 +223,71 @@ fn csv_benches(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// The workbook `cargo xtask bench --formats xlsx` writes beside the CSV of
+/// `rows` rows, with the counts the standard processor reports for it; `None`
+/// when it has not been generated.
+///
+/// The expected counts come from the standard processor here, not from the
+/// generator: a ragged CSV record is an ordinary sheet row, which may be
+/// valid or carry another error. They are sanity-checked against the
+/// generator first, and every processor must then match them exactly.
+fn xlsx_dataset(rows: u64) -> Result<Option<Dataset>, Box<dyn Error>> {
+    let csv = csv_dataset(rows)?;
+    let path = csv.path.with_extension("xlsx");
+    let Ok(meta) = fs::metadata(&path) else {
+        return Ok(None);
+    };
+    let standard = StandardProcessor::new(Settings::default());
+    let report = standard.process_file(&path)?;
+    let ragged = csv
+        .expected
+        .error_counts
+        .get("ragged_row")
+        .copied()
+        .unwrap_or(0);
+    let injected = csv.expected.invalid;
+    let r = &report.rows;
+    if r.total != rows || r.blank != 0 || r.invalid > injected || r.invalid + ragged < injected {
+        return Err(format!(
+            "{}: standard report rows {:?} do not fit {rows} rows with {injected} injected errors",
+            path.display(),
+            (r.total, r.valid, r.invalid, r.blank)
+        )
+        .into());
+    }
+    let error_counts = report
+        .error_counts
+        .iter()
+        .map(|(code, &n)| (code.as_str().to_string(), n))
+        .collect();
+    Ok(Some(Dataset {
+        path,
+        bytes: meta.len(),
+        expected: Expected {
+            total: rows,
+            invalid: r.invalid,
+            error_counts,
+        },
+    }))
+}
+
 /// Excel (xlsx) at every size of [`XLSX_ROWS`].
 ///
-/// XLSX BENCHES GO HERE: build a [`Dataset`] per size the way
-/// [`csv_dataset`] does (same expected counts: the generator injects the
-/// same errors) and call `bench_dataset(c, "xlsx", rows, &data)`.
-// TODO(issue 4): wire in the xlsx generator once `cargo xtask gen --xlsx`
-// lands in `xtask`; until then there is nothing to bench.
-fn xlsx_benches(_c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+/// The workbooks are written by xtask's xlsx writer, which lives in the
+/// xtask binary rather than its library, so this bench cannot call it:
+/// `cargo xtask bench --formats xlsx --sizes 1000,10000,50000 --runs 1`
+/// writes them into `target/bench-data/`, and a size without its workbook is
+/// skipped with a note on stderr.
+fn xlsx_benches(c: &mut Criterion) -> Result<(), Box<dyn Error>> {
+    for rows in XLSX_ROWS {
+        match xlsx_dataset(rows)? {
+            Some(data) => bench_dataset(c, "xlsx", rows, &data),
+            None => eprintln!(
+                "xlsx/{rows}: skipped, no workbook; run `cargo xtask bench --formats xlsx \
+                 --sizes {rows} --runs 1` to write it"
+            ),
+        }
+    }
     Ok(())
 }
 

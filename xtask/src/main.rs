@@ -116,8 +116,8 @@ fn run_gen(args: &GenArgs) -> Result<()> {
             bail!("--xlsx needs --out to be a file");
         }
         let start = Instant::now();
-        let csv = File::open(&args.out)
-            .with_context(|| format!("cannot read {}", args.out.display()))?;
+        let csv =
+            File::open(&args.out).with_context(|| format!("cannot read {}", args.out.display()))?;
         let records = xlsx::write_xlsx(io::BufReader::with_capacity(1 << 20, csv), path)?;
         writeln!(
             err,
