@@ -7,6 +7,8 @@
 //! hand-checked expected one (SPEC §8: parsed JSON without `metrics` and
 //! `message`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Cursor;
