@@ -7,7 +7,7 @@ mod common;
 
 use common::{comparable, line, render, temp_file};
 use ledgerline::baseline::StandardProcessor;
-use ledgerline::core::Settings;
+use ledgerline::core::{FileProcessor, Settings};
 use ledgerline::optimized::OptimizedProcessor;
 use proptest::prelude::*;
 
@@ -145,7 +145,9 @@ fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
         let mut text = String::from(
             "invoice_id,invoice_date,customer_id,description,quantity,unit_price,currency\n",
         );
-        for i in 0..6000 {
+        // Over 1 MiB, so the first block (read for the prelude) is followed
+        // by blocks cut by the scan.
+        for i in 0..30000 {
             let desc = match i % 5 {
                 0 => "\"multi\nline, \"\"quoted\"\"\r\ntext\"".to_string(),
                 1 if literal_quotes => "Pipe 3\" steel".to_string(),
@@ -170,17 +172,63 @@ fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
             expected["rows"]
         );
         for chunk in ["1", "50", "5000"] {
-            let got = comparable(
-                &OptimizedProcessor::new(settings(&[
-                    ("level", "3".into()),
-                    ("chunk_size", chunk.into()),
-                ])),
-                &path,
-            );
+            let p = OptimizedProcessor::new(settings(&[
+                ("level", "3".into()),
+                ("chunk_size", chunk.into()),
+            ]));
+            let report = p.process_file(&path).unwrap();
             assert_eq!(
-                got, expected,
+                report.comparable_json(),
+                expected,
                 "literal quotes {literal_quotes}, chunk {chunk}"
             );
+            // The literal quotes fool the quote-parity scan: level 3 must
+            // have noticed and run the file as level 2; without them it ran
+            // as level 3.
+            // Without literal quotes every cut is a true boundary: the file
+            // ran as level 3. (With them the scan may or may not be fooled,
+            // depending on where blocks end; see the next test.)
+            let fell_back = report
+                .metrics
+                .notes
+                .iter()
+                .any(|n| n.contains("ran as level 2"));
+            if !literal_quotes {
+                assert!(!fell_back, "{:?}", report.metrics.notes);
+            }
         }
     }
+}
+
+/// One literal quote early on flips the quote-parity scan for the rest of
+/// the file, so every cut it proposes lies inside a quoted field: level 3
+/// must notice and run the file as level 2, with the same report.
+#[test]
+fn level3_falls_back_when_the_scan_is_fooled() {
+    let mut text = String::from(
+        "invoice_id,invoice_date,customer_id,description,quantity,unit_price,currency\n",
+    );
+    text.push_str("INV-0,2024-01-01,C0,Pipe 3\" steel,1,1.00,EUR\n");
+    // Over 1 MiB: the first block (read for the prelude) is already cut.
+    for i in 1..40000 {
+        text.push_str(&format!(
+            "INV-{i},2024-01-01,C{i},\"two\nlines\",1,1.00,EUR\n"
+        ));
+    }
+    let path = temp_file("fooled.csv", text.as_bytes());
+    let expected = comparable(&StandardProcessor::new(Settings::default()), &path);
+    assert_eq!(expected["rows"]["valid"], 40000);
+    let report = OptimizedProcessor::new(settings(&[("level", "3".into())]))
+        .process_file(&path)
+        .unwrap();
+    assert_eq!(report.comparable_json(), expected);
+    assert!(
+        report
+            .metrics
+            .notes
+            .iter()
+            .any(|n| n.contains("not a record boundary")),
+        "{:?}",
+        report.metrics.notes
+    );
 }

@@ -101,3 +101,20 @@ fn no_rows_lost_at_any_level() {
         );
     }
 }
+
+/// A file small enough to be read whole while deciding the date order is
+/// validated without worker threads; a panic there is still a file error.
+#[test]
+fn panic_in_a_small_file_is_isolated_too() {
+    let small = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/invoices_1k.csv");
+    for level in 1..=3 {
+        let p = OptimizedProcessor::new(settings(level, 5000)).with_chunk_hook(Arc::new(|batch| {
+            if batch.iter().any(|r| r.row() == 500) {
+                panic!("injected failure");
+            }
+        }));
+        let err = p.process_file(&small).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Internal, "level {level}: {err}");
+        assert!(err.message.contains("injected failure"), "{}", err.message);
+    }
+}

@@ -44,6 +44,8 @@ const CHUNK_SHARE: f64 = 0.5;
 const CHUNK_OVERHEAD: f64 = 3.0;
 /// Resident memory above this share of the budget raises the throttle flag.
 const THROTTLE_AT: f64 = 0.85;
+/// Throttle waits that did not help before throttling gives up.
+const FUTILE_WAITS: u64 = 3;
 
 /// What the governor decided for one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +76,8 @@ struct Shared {
     peak: AtomicU64,
     throttle: AtomicBool,
     throttled: AtomicU64,
+    /// Throttle waits in a row after which memory was still high.
+    futile: AtomicU64,
     decisions: Mutex<Vec<String>>,
 }
 
@@ -199,15 +203,29 @@ impl Governor {
     }
 
     /// Waits while the throttle flag is up, at most `max_wait`; returns
-    /// whether it waited. Bounded so a process whose allocator keeps freed
-    /// memory cannot stall forever.
+    /// whether it waited. Waiting lets the chunks in flight drain; when
+    /// three waits in a row did not bring memory under the line, the memory
+    /// is held by something waiting cannot free (the per-file invoice state,
+    /// or the allocator keeping freed pages), so throttling stops for the
+    /// rest of the run instead of slowing every chunk — and says so in the
+    /// decisions.
     pub fn wait_if_throttled(&self, max_wait: Duration) -> bool {
-        if !self.should_throttle() {
+        if !self.should_throttle() || self.state.futile.load(Ordering::Relaxed) >= FUTILE_WAITS {
             return false;
         }
         let start = std::time::Instant::now();
         while self.should_throttle() && start.elapsed() < max_wait {
             std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.should_throttle() {
+            if self.state.futile.fetch_add(1, Ordering::Relaxed) + 1 == FUTILE_WAITS {
+                self.note(format!(
+                    "resident memory stayed above {} MB through {FUTILE_WAITS} waits: throttling stopped",
+                    (self.budget as f64 * THROTTLE_AT) as u64 / MB
+                ));
+            }
+        } else {
+            self.state.futile.store(0, Ordering::Relaxed);
         }
         true
     }
@@ -303,6 +321,31 @@ mod tests {
         assert!(cost <= g.budget() as f64, "{p:?}");
         assert!(p.in_flight > p.workers, "{p:?}");
         assert!(!g.decisions().is_empty());
+    }
+
+    #[test]
+    fn futile_throttling_gives_up() {
+        let g = governor("16", "5000", "2");
+        // Pretend memory is high and stays high.
+        g.state.throttle.store(true, Ordering::Relaxed);
+        let start = std::time::Instant::now();
+        for _ in 0..100 {
+            g.wait_if_throttled(Duration::from_millis(20));
+        }
+        // Three waits of 20 ms, then no more.
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(g
+            .decisions()
+            .iter()
+            .any(|d| d.contains("throttling stopped")));
+        // When waiting helps, throttling goes on.
+        let g = governor("16", "5000", "2");
+        g.state.throttle.store(false, Ordering::Relaxed);
+        assert!(!g.wait_if_throttled(Duration::from_millis(20)));
     }
 
     #[test]

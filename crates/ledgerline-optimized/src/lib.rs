@@ -13,7 +13,7 @@
 //! - **3** — level 2 plus parallel CSV parsing of uncompressed CSV files:
 //!   the reader only cuts the file into blocks at record boundaries found by
 //!   a quote-aware scan; workers parse and validate the blocks. Compressed
-//!   input and Excel run as level 2.
+//!   input, Excel and files under 256 KiB run as level 2.
 //!
 //! # Example
 //!
@@ -48,6 +48,11 @@ mod level3;
 use level3::{BlockCutter, Done, L3Error, Work};
 
 pub use ledgerline_scheduler::CancelToken;
+
+/// Level 3 applies to files of at least this size; below it, cutting and
+/// parsing blocks in parallel costs more than it saves, and the file runs as
+/// level 2.
+const LEVEL3_MIN_BYTES: u64 = 256 << 10;
 
 /// A function called with every chunk just before it is validated, on the
 /// worker thread (for instrumentation and tests).
@@ -115,9 +120,12 @@ impl OptimizedProcessor {
     ) -> Result<Report, FileError> {
         let level = self.settings.optimization_level.clamp(1, 3);
         let governor = Governor::new(&self.settings);
-        let monitor = governor.monitor(Duration::from_millis(10));
         let mut session = Session::start(rules, &self.settings, name, reader.as_mut())?;
         let prelude_seconds = started.elapsed().as_secs_f64();
+        // A file read whole by the prelude is small: threads would cost
+        // more than they save.
+        let monitor =
+            (!session.prelude.at_end).then(|| governor.monitor(Duration::from_millis(10)));
 
         // Learn the bytes per row from what the prelude read.
         let rows_read: usize = session
@@ -152,41 +160,52 @@ impl OptimizedProcessor {
         let progress = self.progress.as_deref();
         let governor_ref = &governor;
         let hook = self.hook.as_deref();
-        let result = run_ordered(
-            &config,
-            &self.cancel,
-            || -> Result<Option<RecordBatch>, FileError> {
-                if let Some(b) = pending.pop_front() {
-                    return Ok(Some(b));
-                }
-                if at_end {
-                    return Ok(None);
-                }
-                governor_ref.wait_if_throttled(Duration::from_millis(50));
-                let mut batch = RecordBatch::with_capacity(chunk_rows, 12, chunk_rows * 128);
-                let read = reader_ref.read_batch(&mut batch, chunk_rows)?;
-                if let Some(p) = progress {
-                    p(reader_ref.bytes_read());
-                }
-                if read == 0 {
-                    at_end = true;
-                    return Ok(None);
-                }
-                Ok(Some(batch))
-            },
-            |batch: &RecordBatch| {
-                if let Some(h) = hook {
-                    h(batch);
-                }
-                validator.validate(batch)
-            },
-            row_range,
-            |result| {
-                merger.push(result);
-                chunks += 1;
-                Ok(())
-            },
-        );
+        let work = |batch: &RecordBatch| {
+            if let Some(h) = hook {
+                h(batch);
+            }
+            validator.validate(batch)
+        };
+        let small = at_end;
+        if small {
+            chunks = validate_here(name, &pending, &work, &mut merger)?;
+            pending.clear();
+        }
+        let result = if small {
+            Ok(Default::default())
+        } else {
+            run_ordered(
+                &config,
+                &self.cancel,
+                || -> Result<Option<RecordBatch>, FileError> {
+                    if let Some(b) = pending.pop_front() {
+                        return Ok(Some(b));
+                    }
+                    if at_end {
+                        return Ok(None);
+                    }
+                    governor_ref.wait_if_throttled(Duration::from_millis(50));
+                    let mut batch = RecordBatch::with_capacity(chunk_rows, 12, chunk_rows * 128);
+                    let read = reader_ref.read_batch(&mut batch, chunk_rows)?;
+                    if let Some(p) = progress {
+                        p(reader_ref.bytes_read());
+                    }
+                    if read == 0 {
+                        at_end = true;
+                        return Ok(None);
+                    }
+                    Ok(Some(batch))
+                },
+                work,
+                row_range,
+                |result| {
+                    merger.push(result);
+                    chunks += 1;
+                    Ok(())
+                },
+            )
+        };
+        let monitored = monitor.is_some();
         drop(monitor);
         result.map_err(|e| match e {
             ScheduleError::Failed(e) => e,
@@ -203,7 +222,7 @@ impl OptimizedProcessor {
             counts.total + counts.blank,
             started,
         );
-        metrics.peak_memory_bytes = Some(governor.peak());
+        metrics.peak_memory_bytes = monitored.then(|| governor.peak());
         metrics.stages.insert("prelude".into(), prelude_seconds);
         metrics.notes = governor.decisions();
         let source = session.source(reader.info());
@@ -376,6 +395,39 @@ impl OptimizedProcessor {
     }
 }
 
+/// Validates and merges `batches` on this thread (files too small for
+/// worker threads to pay), isolating a panic as the workers do. Returns the
+/// number of chunks.
+fn validate_here<'b>(
+    name: &str,
+    batches: impl IntoIterator<Item = &'b RecordBatch>,
+    work: &impl Fn(&RecordBatch) -> ledgerline_invoice::ChunkResult,
+    merger: &mut Merger,
+) -> Result<u64, FileError> {
+    let mut chunks = 0;
+    for batch in batches {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(batch)))
+            .map_err(|payload| {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                schedule_error::<FileError>(
+                    name,
+                    ScheduleError::Panicked {
+                        label: row_range(batch),
+                        message,
+                    },
+                    chunks,
+                )
+            })?;
+        merger.push(result);
+        chunks += 1;
+    }
+    Ok(chunks)
+}
+
 /// The file error for a run the scheduler stopped.
 fn schedule_error<E>(name: &str, e: ScheduleError<E>, chunks: u64) -> FileError {
     match e {
@@ -417,18 +469,31 @@ impl FileProcessor for OptimizedProcessor {
     fn process_file(&self, path: &Path) -> Result<Report, FileError> {
         let started = Instant::now();
         let rules = Rules::new(&self.settings)?;
+        let mut fallback = None;
         if self.settings.optimization_level >= 3 {
-            if let Some((delimiter, bom)) = level3::plain_csv(path, &self.settings)? {
-                match self.run_level3(rules.clone(), path, delimiter, bom, started) {
-                    Ok(report) => return Ok(report),
-                    Err(L3Error::File(e)) => return Err(e),
-                    // A cut was not a record boundary: level 2 is never wrong.
-                    Err(L3Error::Fallback) => {}
+            let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= LEVEL3_MIN_BYTES);
+            fallback = Some(if !big {
+                "level 3 ran as level 2: the file is too small for parallel parsing to pay"
+            } else {
+                match level3::plain_csv(path, &self.settings)? {
+                    None => "level 3 ran as level 2: not an uncompressed UTF-8 CSV file",
+                    Some((delimiter, bom)) => {
+                        match self.run_level3(rules.clone(), path, delimiter, bom, started) {
+                            Ok(report) => return Ok(report),
+                            Err(L3Error::File(e)) => return Err(e),
+                            // A cut was not a record boundary: level 2 is never wrong.
+                            Err(L3Error::Fallback) => {
+                                "level 3 ran as level 2: a block cut was not a record boundary (a literal quote in an unquoted field)"
+                            }
+                        }
+                    }
                 }
-            }
+            });
         }
         let reader = ledgerline_read::open_path(path, &self.settings)?;
-        self.run(rules, &path.display().to_string(), reader, started)
+        let mut report = self.run(rules, &path.display().to_string(), reader, started)?;
+        report.metrics.notes.extend(fallback.map(str::to_string));
+        Ok(report)
     }
 
     fn process_reader(&self, name: &str, reader: &mut dyn Read) -> Result<Report, FileError> {
