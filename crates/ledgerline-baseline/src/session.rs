@@ -71,7 +71,7 @@ pub fn open_dyn_reader(
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-    ledgerline_read::open_reader(name, Box::new(std::io::Cursor::new(bytes)), settings)
+    ledgerline_read::open_bytes(name, bytes, settings)
 }
 
 /// The metrics of a run.

@@ -150,6 +150,16 @@ pub fn open_reader(
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+    open_bytes(name, bytes, settings)
+}
+
+/// Opens a reader over a file's bytes already in memory (any format);
+/// `name` stands for the file in messages.
+pub fn open_bytes(
+    name: &str,
+    mut bytes: Vec<u8>,
+    settings: &Settings,
+) -> Result<Box<dyn RecordReader>, FileError> {
     let detection = ledgerline_detect::detect_bytes(name, &bytes, settings)?;
     if detection.format != Format::Csv {
         if detection.gzip {
