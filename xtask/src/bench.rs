@@ -169,7 +169,7 @@ pub fn xlsx_dataset(rows: u64) -> Result<Dataset> {
         let tmp = path.with_file_name(format!(".invoices-{rows}-s{SEED}.tmp.xlsx"));
         let input =
             File::open(&csv.path).with_context(|| format!("cannot read {}", csv.path.display()))?;
-        crate::xlsx::write_xlsx(io::BufReader::with_capacity(1 << 20, input), &tmp)?;
+        xtask::xlsx::write_xlsx(io::BufReader::with_capacity(1 << 20, input), &tmp)?;
         fs::rename(&tmp, &path)?;
     }
     let bytes = fs::metadata(&path)?.len();

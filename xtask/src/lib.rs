@@ -2,6 +2,7 @@
 //! `main.rs` so tests and benches can call them directly.
 //!
 //! - [`gen`]: the deterministic invoice CSV generator behind `cargo xtask gen`.
+//! - [`xlsx`]: the same invoices as an xlsx workbook (`gen --xlsx`).
 //!
 //! # Example
 //!
@@ -14,3 +15,4 @@
 #![deny(missing_docs)]
 
 pub mod gen;
+pub mod xlsx;

@@ -16,11 +16,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use xtask::gen;
+use xtask::{gen, xlsx};
 
 mod bench;
 mod memcheck;
-mod xlsx;
 
 /// Command line of `cargo xtask`.
 #[derive(Parser)]

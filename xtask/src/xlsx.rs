@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn same_invoices_as_csv_and_xlsx_give_the_same_report() {
         let mut csv = Vec::new();
-        xtask::gen::generate(3000, 7, 0.2, &mut csv).unwrap();
+        crate::gen::generate(3000, 7, 0.2, &mut csv).unwrap();
         let text = String::from_utf8(csv).unwrap();
         let fields = |line: &str| {
             csv::ReaderBuilder::new()
