@@ -117,7 +117,67 @@ impl Decimal {
 /// kind per number); digits required on both sides of the separator; no exponent, no
 /// spaces inside, ASCII digits only; at most 15 significant digits (leading zeros not
 /// counted, trailing zeros counted; a zero has none). None when invalid.
+#[inline]
 pub fn parse_decimal(text: &[u8], sep: DecimalSeparator) -> Option<Decimal> {
+    let point = match sep {
+        DecimalSeparator::Dot => b'.',
+        DecimalSeparator::Comma => b',',
+    };
+    // Nearly every field is `-?digits[.digits]` with at most 15 digits:
+    // one pass straight into the mantissa. Anything else (and every
+    // invalid text) takes the full grammar below.
+    match parse_plain(text, point) {
+        Some(d) => Some(d),
+        None => parse_decimal_general(text, sep),
+    }
+}
+
+/// The common shape `-?D+(.D+)?` with at most 15 digits, where `.` is
+/// `point`; `None` for anything else, valid or not.
+#[inline]
+fn parse_plain(text: &[u8], point: u8) -> Option<Decimal> {
+    let (negative, body) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    // 15 digits and a point at most: no digit count can pass 15 below.
+    if body.is_empty() || body.len() > MAX_SIGNIFICANT_DIGITS as usize + 1 {
+        return None;
+    }
+    let mut mantissa = 0i64;
+    let mut point_at = None;
+    for (i, &b) in body.iter().enumerate() {
+        let d = b.wrapping_sub(b'0');
+        if d < 10 {
+            // At most 16 digits here: below 10¹⁶, no overflow.
+            mantissa = mantissa * 10 + i64::from(d);
+        } else if b == point && point_at.is_none() {
+            point_at = Some(i);
+        } else {
+            return None;
+        }
+    }
+    let scale = match point_at {
+        // Digits are required on both sides of the point.
+        Some(i) if i == 0 || i + 1 == body.len() => return None,
+        Some(i) => body.len() - i - 1,
+        // 16 digits without a point: too many, or leading zeros the
+        // general path counts properly.
+        None if body.len() > MAX_SIGNIFICANT_DIGITS as usize => return None,
+        None => 0,
+    };
+    if mantissa == 0 {
+        return Some(Decimal::ZERO);
+    }
+    Some(Decimal {
+        mantissa: if negative { -mantissa } else { mantissa },
+        // scale ≤ 15.
+        scale: scale as u32,
+    })
+}
+
+/// [`parse_decimal`] by the full grammar.
+fn parse_decimal_general(text: &[u8], sep: DecimalSeparator) -> Option<Decimal> {
     let (negative, body) = match text {
         [b'(', inner @ .., b')'] => (true, inner),
         [b'+', rest @ ..] => (false, rest),
@@ -562,6 +622,88 @@ fn sign_of_sum(terms: &mut [(I256, u64)]) -> Ordering {
 mod tests {
     use super::*;
     use DecimalSeparator::{Comma, Dot};
+
+    /// A small deterministic generator (xorshift64), for seeded random inputs.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// The fast path agrees with the full grammar on `text`, both separators.
+    fn check_plain(text: &[u8]) {
+        for sep in [Dot, Comma] {
+            let general = parse_decimal_general(text, sep);
+            assert_eq!(parse_decimal(text, sep), general, "{text:?} {sep:?}");
+            let point = if sep == Dot { b'.' } else { b',' };
+            if let Some(fast) = parse_plain(text, point) {
+                assert_eq!(Some(fast), general, "{text:?} {sep:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_path_matches_general_exhaustively() {
+        // Every string of up to 5 bytes over an alphabet with every byte the
+        // grammar gives a meaning to.
+        let alphabet = b"0019.,-+() x";
+        let mut buf = Vec::new();
+        for len in 0..=5u32 {
+            for mut code in 0..(alphabet.len() as u64).pow(len) {
+                buf.clear();
+                for _ in 0..len {
+                    buf.push(alphabet[(code % alphabet.len() as u64) as usize]);
+                    code /= alphabet.len() as u64;
+                }
+                check_plain(&buf);
+            }
+        }
+    }
+
+    #[test]
+    fn plain_path_matches_general_on_long_numbers() {
+        // Lengths around the 15-digit limit, with leading zeros, signs and
+        // points anywhere.
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let alphabet = b"00123456789.,-";
+        let mut buf = Vec::new();
+        for _ in 0..200_000 {
+            buf.clear();
+            let len = 1 + rng.below(22) as usize;
+            for _ in 0..len {
+                // Mostly digits, so that many inputs are valid.
+                let k = if rng.below(4) == 0 {
+                    alphabet.len()
+                } else {
+                    11
+                };
+                buf.push(alphabet[rng.below(k as u64) as usize]);
+            }
+            check_plain(&buf);
+        }
+        for text in [
+            "999999999999999",
+            "-999999999999999",
+            "9999999999999999",
+            "0000000000000001",
+            "000000000000000",
+            "0000000000000000",
+            "99999999999999.9",
+            "0.00000000000001",
+            "-0",
+            "-0.000",
+            "12.",
+            ".5",
+            "-",
+        ] {
+            check_plain(text.as_bytes());
+        }
+    }
 
     fn d(text: &str) -> Decimal {
         parse_decimal(text.as_bytes(), Dot).unwrap()
