@@ -106,7 +106,68 @@ fn date_in_range(y: i32, m: u32, d: u32) -> Option<Date> {
 /// - `YYYY/MM/DD`;
 /// - `A/B/YYYY`, `A.B.YYYY`, `A-B-YYYY` (1–2 digit A and B, one separator),
 ///   optionally one space and `H:MM[:SS]`.
+#[inline]
 pub fn parse_date(text: &[u8], order: DateOrder) -> Option<Date> {
+    // Nearly every date is exactly `YYYY-MM-DD` (or `YYYY/MM/DD`): read it
+    // by position. Anything else takes the full grammar.
+    if let [y0, y1, y2, y3, sep, m0, m1, sep2, d0, d1] = *text {
+        if matches!(sep, b'-' | b'/') && sep2 == sep {
+            let digit = |b: u8| {
+                let d = b.wrapping_sub(b'0');
+                (d < 10).then_some(u32::from(d))
+            };
+            if let (
+                Some(y0),
+                Some(y1),
+                Some(y2),
+                Some(y3),
+                Some(m0),
+                Some(m1),
+                Some(d0),
+                Some(d1),
+            ) = (
+                digit(y0),
+                digit(y1),
+                digit(y2),
+                digit(y3),
+                digit(m0),
+                digit(m1),
+                digit(d0),
+                digit(d1),
+            ) {
+                let year = y0 * 1000 + y1 * 100 + y2 * 10 + y3;
+                return ymd_in_range(year, m0 * 10 + m1, d0 * 10 + d1);
+            }
+        }
+    }
+    parse_date_general(text, order)
+}
+
+/// [`date_in_range`] for the fast path: years of SPEC §5 only, so all
+/// arithmetic is on small positive numbers.
+#[inline]
+fn ymd_in_range(y: u32, m: u32, d: u32) -> Option<Date> {
+    if !(1900..=2999).contains(&y) || !(1..=12).contains(&m) || d == 0 {
+        return None;
+    }
+    // y ≤ 2999: the cast is exact.
+    if d > days_in_month(y as i32, m) {
+        return None;
+    }
+    // days_from_civil with y ≥ 1899 after the March shift: no negative
+    // division, and everything fits in i32.
+    let y = (if m <= 2 { y - 1 } else { y }) as i32;
+    let m = m as i32;
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i32 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(Date(era * 146_097 + doe - 719_468))
+}
+
+/// [`parse_date`] by the full grammar.
+fn parse_date_general(text: &[u8], order: DateOrder) -> Option<Date> {
     let mut c = Cursor { b: text, i: 0 };
     if text.len() > 4 && text[..4].iter().all(u8::is_ascii_digit) && matches!(text[4], b'-' | b'/')
     {
@@ -329,6 +390,67 @@ mod tests {
 
     fn p(text: &str) -> Option<Date> {
         parse_date(text.as_bytes(), Mdy)
+    }
+
+    #[test]
+    fn fast_path_matches_general_on_every_day() {
+        // Every year-month-day of 0000–9999 with month and day 00–39 (so
+        // impossible dates too), both separators, against the full grammar.
+        let mut buf = Vec::with_capacity(10);
+        for y in (0..=9999).filter(|y| {
+            // All years near the SPEC bounds and the century rules; a
+            // sample elsewhere keeps the test quick.
+            (1890..=1910).contains(y)
+                || (2990..=3010).contains(y)
+                || y % 100 == 0
+                || y % 37 == 0
+                || (1996..=2005).contains(y)
+        }) {
+            for m in 0..=39 {
+                for d in 0..=39 {
+                    for sep in ['-', '/'] {
+                        buf.clear();
+                        buf.extend_from_slice(format!("{y:04}{sep}{m:02}{sep}{d:02}").as_bytes());
+                        for order in [Dmy, Mdy] {
+                            assert_eq!(
+                                parse_date(&buf, order),
+                                parse_date_general(&buf, order),
+                                "{y} {m} {d} {sep}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Ten-byte shapes the fast path must hand on (or reject the same).
+        for text in [
+            "2020-02/06",
+            "2020/02-06",
+            "2020-0a-06",
+            "2020-02-0 ",
+            "20x0-02-06",
+            "1/2/2020 1",
+            "01.02.2020",
+            "01/02/2020",
+            "01-02-2020",
+            "2020.02.06",
+            "+020-02-06",
+            "2020-02-06",
+        ] {
+            for order in [Dmy, Mdy] {
+                assert_eq!(
+                    parse_date(text.as_bytes(), order),
+                    parse_date_general(text.as_bytes(), order),
+                    "{text}"
+                );
+            }
+        }
+        assert_eq!(p("2020-02-29"), ymd(2020, 2, 29));
+        assert_eq!(p("1900-02-29"), None);
+        assert_eq!(p("2000/02/29"), ymd(2000, 2, 29));
+        assert_eq!(p("2999-12-31"), ymd(2999, 12, 31));
+        assert_eq!(p("1900-01-01"), ymd(1900, 1, 1));
+        assert_eq!(p("1899-12-31"), None);
     }
 
     #[test]
