@@ -147,6 +147,12 @@ impl Rules {
 /// ASCII is handled without decoding.
 #[inline]
 pub fn trim_bytes(raw: &[u8]) -> &[u8] {
+    // Most values have a printable ASCII byte at both ends: nothing to trim.
+    if let (Some(&first), Some(&last)) = (raw.first(), raw.last()) {
+        if (b'!'..=b'~').contains(&first) && (b'!'..=b'~').contains(&last) {
+            return raw;
+        }
+    }
     let is_space = |b: u8| matches!(b, b'\t'..=b'\r' | b' ');
     let mut start = 0;
     let mut end = raw.len();
@@ -183,6 +189,57 @@ mod tests {
         assert!(rules.is_empty_value(b"  n/a \t"));
         assert!(rules.is_empty_value(" \u{a0}\u{2003}".as_bytes()));
         assert!(!rules.is_empty_value(b" x "));
+    }
+
+    /// `trim_bytes` without its early return, to compare against.
+    fn trim_general(raw: &[u8]) -> &[u8] {
+        let mut t = raw;
+        while let [b'\t'..=b'\r' | b' ', rest @ ..] = t {
+            t = rest;
+        }
+        while let [rest @ .., b'\t'..=b'\r' | b' '] = t {
+            t = rest;
+        }
+        if t.first().is_some_and(|b| *b >= 0x80) || t.last().is_some_and(|b| *b >= 0x80) {
+            if let Ok(s) = std::str::from_utf8(t) {
+                return s.trim().as_bytes();
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn trim_early_return_matches_general() {
+        // Every 1–3 byte string over all edge classes: space, control,
+        // printable, DEL, UTF-8 lead and continuation bytes.
+        let alphabet: &[u8] = &[
+            b' ', b'\t', b'\r', 0x0c, 0x01, b'!', b'a', b'~', 0x7f, 0xc2, 0xa0, 0xe3, 0x80,
+        ];
+        let mut buf = Vec::new();
+        for len in 0..=3u32 {
+            for mut code in 0..alphabet.len().pow(len) {
+                buf.clear();
+                for _ in 0..len {
+                    buf.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                assert_eq!(trim_bytes(&buf), trim_general(&buf), "{buf:?}");
+            }
+        }
+        for s in [
+            "\u{a0}x\u{3000}",
+            "x\u{a0}",
+            "\u{3000}",
+            " a b ",
+            "ab",
+            "\u{2003}a",
+        ] {
+            assert_eq!(
+                trim_bytes(s.as_bytes()),
+                trim_general(s.as_bytes()),
+                "{s:?}"
+            );
+        }
     }
 
     #[test]
