@@ -98,6 +98,13 @@ impl fmt::Display for Currency {
 /// I), so non-ASCII input is upper-cased character by character into a
 /// three-letter buffer: no allocation either way.
 pub fn lookup(text: &str) -> Option<Currency> {
+    // Three ASCII letters (the common case) have nothing to trim: look them
+    // up before paying for a Unicode trim.
+    if let &[a, b, c] = text.as_bytes() {
+        if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() && c.is_ascii_alphabetic() {
+            return by_letters([a, b, c]);
+        }
+    }
     let text = text.trim();
     if let &[a, b, c] = text.as_bytes() {
         if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() && c.is_ascii_alphabetic() {

@@ -371,7 +371,7 @@ impl<'a> Validator<'a> {
         // line_total: optional.
         let line_total = self.decimal_field(record, Field::LineTotal, &mut err);
         // currency
-        let currency = self.currency(record, &mut err);
+        let (currency, currency_value) = self.currency(record, &mut err);
 
         // line_total_mismatch: when quantity, unit_price, tax_rate and a
         // present line_total have no error.
@@ -416,7 +416,7 @@ impl<'a> Validator<'a> {
             Some((lt, _)) => round_to_minor(lt, minor),
             None => amounts.expected,
         };
-        let currency_text = self.value(record, Field::Currency).map_or("", |v| v.text);
+        let currency_text = currency_value.map_or("", |v| v.text);
         let mut spans = [(0u32, 0u32); 4];
         for (k, s) in [idv.text, cv.text, currency_text, date_value.text]
             .into_iter()
@@ -591,13 +591,22 @@ impl<'a> Validator<'a> {
     }
 
     /// The row's currency: upper-cased and looked up; the default currency
-    /// when empty. `None` when in error (reported).
-    fn currency(
+    /// when empty. `None` when in error (reported). Also the field's value,
+    /// so the candidate's currency text is not read a second time.
+    fn currency<'r>(
         &self,
-        record: &Row<'_>,
+        record: &Row<'r>,
+        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+    ) -> (Option<Currency>, Option<Value<'r>>) {
+        let v = self.value(record, Field::Currency);
+        (self.currency_of(v, err), v)
+    }
+
+    fn currency_of(
+        &self,
+        v: Option<Value<'_>>,
         err: &mut impl FnMut(Field, ErrorCode, &str, String),
     ) -> Option<Currency> {
-        let v = self.value(record, Field::Currency);
         match v {
             None => self.rules.default_currency,
             Some(v) => {
