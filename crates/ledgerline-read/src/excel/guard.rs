@@ -124,16 +124,18 @@ pub(crate) fn check_ole2(name: &str, len: u64, budget: u64) -> Result<(), FileEr
 }
 
 /// Refuses a sheet whose padded rectangle (`rows` × `cols`) is absurdly
-/// larger than the cells it holds (`cells`).
+/// larger than the cells it holds (`cells`): beyond `min_cells` and beyond
+/// `factor` times `cells` ([`SPARSE_MIN_CELLS`] and [`SPARSE_FACTOR`] but
+/// in tests).
 pub(crate) fn check_sparse(
     name: &str,
     sheet: &str,
-    rows: u64,
-    cols: u64,
-    cells: u64,
+    (rows, cols, cells): (u64, u64, u64),
+    min_cells: u64,
+    factor: u64,
 ) -> Result<(), FileError> {
     let area = rows.saturating_mul(cols);
-    if area > SPARSE_MIN_CELLS && area > cells.saturating_mul(SPARSE_FACTOR) {
+    if area > min_cells && area > cells.saturating_mul(factor) {
         return Err(unreadable(
             name,
             format!(
@@ -151,11 +153,20 @@ mod tests {
 
     #[test]
     fn sparse_single_far_cell_is_refused() {
-        assert!(check_sparse("f", "s", 1_048_576, 16_384, 2).is_err());
+        let check = |rows, cols, cells| {
+            check_sparse(
+                "f",
+                "s",
+                (rows, cols, cells),
+                SPARSE_MIN_CELLS,
+                SPARSE_FACTOR,
+            )
+        };
+        assert!(check(1_048_576, 16_384, 2).is_err());
         // A real 1,000,000 × 12 sheet is dense.
-        assert!(check_sparse("f", "s", 1_000_000, 12, 12_000_000).is_ok());
+        assert!(check(1_000_000, 12, 12_000_000).is_ok());
         // A value in XFD1 of a small sheet is wide but cheap.
-        assert!(check_sparse("f", "s", 10, 16_384, 11).is_ok());
+        assert!(check(10, 16_384, 11).is_ok());
     }
 
     #[test]

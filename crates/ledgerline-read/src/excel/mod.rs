@@ -4,15 +4,23 @@
 //! One thread per workbook owns it (calamine's cell readers borrow the
 //! workbook, so they cannot live beside it in one struct) and sends row
 //! chunks over a bounded channel: memory stays flat however long the sheet.
-//! xlsx/xlsm/xlsb sheets are streamed twice: a first pass finds the last
-//! row and the rightmost column holding a value (SPEC §10 pads every line to
-//! it; the declared `<dimension>` also counts formatted empty cells, so it
-//! cannot be trusted for that), the second emits the rows. xls and ods are
-//! loaded whole by calamine, after the guard has bounded their size.
+//! xls and ods are loaded whole by calamine, after the guard has bounded
+//! their size. xlsx/xlsm/xlsb sheets are streamed; how depends on the
+//! [`Layout`] asked for:
 //!
-//! Records are exactly what `ledgerline rows` prints: sheet rows 1 to the
-//! last row holding a value, every one padded with empty text cells to the
-//! rightmost column holding a value, blank rows included.
+//! - [`Layout::Padded`]: exactly what `ledgerline rows` prints (SPEC §10):
+//!   sheet rows 1 to the last row holding a value, every one padded with
+//!   empty text cells to the rightmost column holding a value, blank rows
+//!   included. That column is only known at the end, so the sheet is
+//!   streamed twice: a first pass finds the bounds (the declared
+//!   `<dimension>` also counts formatted empty cells, so it cannot be
+//!   trusted), the second emits the rows.
+//! - [`Layout::Unpadded`]: one pass, for validation, which reads fields
+//!   beyond a record's end as empty. The same rows with the same numbers,
+//!   but each record ends at its own last cell holding a value and a blank
+//!   row has no field. Blank rows are held back as a count and emitted only
+//!   when a later row holds a value, so rows after the last one holding a
+//!   value are still never emitted.
 
 mod cells;
 mod guard;
@@ -52,13 +60,49 @@ enum Msg {
     Failed(FileError),
 }
 
-/// Opens an Excel workbook of the detected `format`.
+/// How the records of a sheet are laid out (see the module documentation).
+///
+/// Only xlsx, xlsm and xlsb sheets differ: xls and ods sheets are loaded
+/// whole, so they are always padded (it costs nothing there).
+// Built only through `open_excel_with` until lib.rs exposes it (and by the
+// tests): without that the unpadded variant is never constructed.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Every record padded to the sheet's rightmost column holding a value,
+    /// as `ledgerline rows` prints it (two passes over a streamed sheet).
+    #[default]
+    Padded,
+    /// Every record ending at its own last cell holding a value, a blank row
+    /// having no field (one pass over a streamed sheet), for validation.
+    Unpadded,
+}
+
+/// Opens an Excel workbook of the detected `format`, its records
+/// [`Layout::Padded`].
 pub(crate) fn open_excel(
     name: &str,
     source: Source,
     format: Format,
     gzip: bool,
     settings: &Settings,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    open_excel_with(name, source, format, gzip, settings, Layout::Padded)
+}
+
+/// Opens an Excel workbook of the detected `format`, its records laid out
+/// as `layout` says.
+///
+/// Errors as `open_excel`; with [`Layout::Unpadded`] the refusal of an
+/// absurdly sparse sheet may come after records were handed out (the
+/// sheet's bounds are only known at its end), but it is the same refusal.
+pub(crate) fn open_excel_with(
+    name: &str,
+    source: Source,
+    format: Format,
+    gzip: bool,
+    settings: &Settings,
+    layout: Layout,
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let (tx, rx) = sync_channel(CHANNEL_CHUNKS);
     let bytes_read = Arc::new(AtomicU64::new(0));
@@ -67,6 +111,8 @@ pub(crate) fn open_excel(
         format,
         gzip,
         sheet: settings.sheet.clone(),
+        layout,
+        sparse: (guard::SPARSE_MIN_CELLS, guard::SPARSE_FACTOR),
         budget: guard::budget(settings.memory_threshold_mb),
         bytes_read: Arc::clone(&bytes_read),
         tx,
@@ -152,6 +198,14 @@ impl RecordReader for ExcelReader {
                 }
                 continue;
             }
+            if n == 0 && self.next == 0 && self.pending.len() <= max {
+                // The whole chunk fits: hand it over instead of copying it
+                // cell by cell (the caller's cleared batch becomes ours).
+                std::mem::swap(batch, &mut self.pending);
+                n = batch.len();
+                self.next = self.pending.len();
+                continue;
+            }
             let r = self.pending.record(self.next);
             for j in 0..r.len() {
                 let (kind, bytes) = r.cell(j);
@@ -195,6 +249,10 @@ struct Job {
     format: Format,
     gzip: bool,
     sheet: Option<String>,
+    layout: Layout,
+    /// The sparse-sheet limits (cells, factor) of `guard::check_sparse`;
+    /// tests lower them.
+    sparse: (u64, u64),
     budget: u64,
     bytes_read: Arc<AtomicU64>,
     tx: SyncSender<Msg>,
@@ -376,8 +434,22 @@ impl Job {
         }
     }
 
-    /// Streams a sheet in two passes of `pass`: bounds first, then rows.
+    /// Streams a sheet through `pass` (one streaming read of the sheet per
+    /// call) as `self.layout` says.
     fn stream(
+        &self,
+        sheet: &str,
+        is_1904: bool,
+        pass: &mut dyn FnMut(&mut Emit<'_>, bool) -> Flow,
+    ) -> Flow {
+        match self.layout {
+            Layout::Padded => self.stream_padded(sheet, is_1904, pass),
+            Layout::Unpadded => self.stream_unpadded(sheet, is_1904, pass),
+        }
+    }
+
+    /// Two passes: bounds first, then the padded rows.
+    fn stream_padded(
         &self,
         sheet: &str,
         is_1904: bool,
@@ -394,7 +466,7 @@ impl Job {
             },
             true,
         )?;
-        let Some((last_row, width)) = bounds.check(&self.name, sheet)? else {
+        let Some((last_row, width)) = bounds.check(self, sheet)? else {
             return Ok(());
         };
         let mut rows = Rows::new(self, last_row, width);
@@ -406,6 +478,37 @@ impl Job {
             false,
         )?;
         rows.finish()
+    }
+
+    /// One pass emitting unpadded rows; a second one only for a sheet that
+    /// looked absurdly sparse part-way but turned out dense enough.
+    fn stream_unpadded(
+        &self,
+        sheet: &str,
+        is_1904: bool,
+        pass: &mut dyn FnMut(&mut Emit<'_>, bool) -> Flow,
+    ) -> Flow {
+        let mut text = String::new();
+        let mut rows = Unpadded::new(self, sheet, 0, true);
+        pass(
+            &mut |r, c, v| match cells::data_ref_text(v, is_1904, &mut text) {
+                Some(kind) => rows.cell(r, c, kind, &text),
+                None => Ok(()),
+            },
+            true,
+        )?;
+        let Some(resume) = rows.finish()? else {
+            return Ok(());
+        };
+        let mut rows = Unpadded::new(self, sheet, resume, false);
+        pass(
+            &mut |r, c, v| match cells::data_ref_text(v, is_1904, &mut text) {
+                Some(kind) => rows.cell(r, c, kind, &text),
+                None => Ok(()),
+            },
+            false,
+        )?;
+        rows.finish().map(|_| ())
     }
 
     /// Emits a sheet loaded whole.
@@ -420,7 +523,7 @@ impl Job {
                 bounds.add(r0 + r as u32, c0 + c as u32);
             }
         }
-        let Some((last_row, width)) = bounds.check(&self.name, sheet)? else {
+        let Some((last_row, width)) = bounds.check(self, sheet)? else {
             return Ok(());
         };
         let mut rows = Rows::new(self, last_row, width);
@@ -450,21 +553,18 @@ impl Bounds {
     }
 
     /// `(last row, width)`, `None` for an empty sheet, or the sparse refusal.
-    fn check(
-        &self,
-        name: &str,
-        sheet: &str,
-    ) -> Result<Option<(u32, u32)>, Result<Stop, FileError>> {
+    fn check(&self, job: &Job, sheet: &str) -> Result<Option<(u32, u32)>, Result<Stop, FileError>> {
         let Some(last_row) = self.last_row else {
             return Ok(None);
         };
         let width = self.last_col + 1;
+        let (min_cells, factor) = job.sparse;
         guard::check_sparse(
-            name,
+            &job.name,
             sheet,
-            u64::from(last_row) + 1,
-            u64::from(width),
-            self.cells,
+            (u64::from(last_row) + 1, u64::from(width), self.cells),
+            min_cells,
+            factor,
         )
         .map_err(Err)?;
         Ok(Some((last_row, width)))
@@ -567,5 +667,406 @@ impl<'a> Rows<'a> {
             self.job.send(Msg::Rows(full))?;
         }
         Ok(())
+    }
+}
+
+/// Assembles cells (in row order) into unpadded records in one pass and
+/// sends them in chunks.
+///
+/// The sparse-sheet refusal needs the sheet's bounds, known only at its
+/// end. So the bounds grow cell by cell and are checked before each row is
+/// emitted (a huge run of blank rows is only emitted after that check).
+/// When the bounds so far would be refused, emitting stops and the rest of
+/// the sheet is only measured: at the end the complete bounds decide, as in
+/// the padded layout; if they pass after all (a dense tail), the caller
+/// streams the sheet again from the first row not emitted.
+struct Unpadded<'a> {
+    job: &'a Job,
+    sheet: &'a str,
+    /// The bounds of the cells seen (all of them, before `resume` too).
+    bounds: Bounds,
+    /// Rows before this one were emitted by an earlier pass: skip them.
+    resume: u32,
+    /// Whether the sparse check still runs: not in a pass after a scan,
+    /// whose complete bounds have passed it.
+    check: bool,
+    /// `Some(first row not emitted)` once emitting stopped.
+    scanning: Option<u32>,
+    /// The next sheet row (0-based) not yet emitted.
+    next_row: u32,
+    /// The row being assembled, its length and its cells by column (the
+    /// vectors only grow; cells from `len` on are empty).
+    row: Option<u32>,
+    len: usize,
+    kinds: Vec<CellKind>,
+    texts: Vec<String>,
+    batch: RecordBatch,
+}
+
+impl<'a> Unpadded<'a> {
+    /// An assembler emitting rows from `resume` (0-based) on, running the
+    /// sparse check when `check` (not after a scan, which has passed it).
+    fn new(job: &'a Job, sheet: &'a str, resume: u32, check: bool) -> Unpadded<'a> {
+        Unpadded {
+            job,
+            sheet,
+            bounds: Bounds::default(),
+            resume,
+            check,
+            scanning: None,
+            next_row: resume,
+            row: None,
+            len: 0,
+            kinds: Vec::new(),
+            texts: Vec::new(),
+            batch: RecordBatch::new(),
+        }
+    }
+
+    fn cell(&mut self, r: u32, c: u32, kind: CellKind, text: &str) -> Flow {
+        if self.check {
+            self.bounds.add(r, c);
+        }
+        if self.scanning.is_some() || r < self.resume {
+            return Ok(());
+        }
+        match self.row {
+            Some(cur) if cur == r => {}
+            Some(cur) if r < cur => {
+                return Err(Err(unreadable(
+                    &self.job.name,
+                    format!("row {} after row {}", r + 1, cur + 1),
+                )));
+            }
+            _ => {
+                self.flush_row()?;
+                if self.scanning.is_some() {
+                    return Ok(());
+                }
+                self.row = Some(r);
+            }
+        }
+        let c = c as usize;
+        if c >= self.kinds.len() {
+            self.kinds.resize(c + 1, CellKind::Text);
+            self.texts.resize(c + 1, String::new());
+        }
+        self.kinds[c] = kind;
+        self.texts[c].clear();
+        self.texts[c].push_str(text);
+        self.len = self.len.max(c + 1);
+        Ok(())
+    }
+
+    /// Emits the blank rows before the row assembled, then that row; or,
+    /// when the bounds so far are refused, starts scanning instead.
+    fn flush_row(&mut self) -> Flow {
+        let Some(r) = self.row.take() else {
+            return Ok(());
+        };
+        // `bounds` already holds every cell of row `r` and, past it, at
+        // most the one cell that started the next row: the rectangle up to
+        // there is what emitting would cost.
+        if self.check && self.bounds.check(self.job, self.sheet).is_err() {
+            self.scanning = Some(self.next_row);
+            return Ok(());
+        }
+        while self.next_row < r {
+            self.end_record()?;
+        }
+        for c in 0..self.len {
+            self.batch
+                .push_cell(self.kinds[c], self.texts[c].as_bytes());
+            self.kinds[c] = CellKind::Text;
+            self.texts[c].clear();
+        }
+        self.len = 0;
+        self.end_record()
+    }
+
+    fn end_record(&mut self) -> Flow {
+        self.batch
+            .finish_record(u64::from(self.next_row) + 1, RecordStatus::Ok);
+        self.next_row += 1;
+        if self.batch.len() >= CHUNK_RECORDS || self.batch.data_len() >= CHUNK_BYTES {
+            let full = std::mem::take(&mut self.batch);
+            self.job.send(Msg::Rows(full))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the pass: `None` when the sheet is done, `Some(row)` when the
+    /// sheet must be streamed again from that row (0-based) on.
+    fn finish(mut self) -> Result<Option<u32>, Result<Stop, FileError>> {
+        self.flush_row()?;
+        if let Some(resume) = self.scanning {
+            // The complete bounds decide, exactly as the padded layout's
+            // first pass would.
+            self.bounds.check(self.job, self.sheet)?;
+            self.send_rest()?;
+            return Ok(Some(resume));
+        }
+        self.send_rest()?;
+        Ok(None)
+    }
+
+    fn send_rest(&mut self) -> Flow {
+        if !self.batch.is_empty() {
+            let full = std::mem::take(&mut self.batch);
+            self.job.send(Msg::Rows(full))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::path::Path;
+
+    type Cells = Vec<(CellKind, String)>;
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/excel")
+            .join(name)
+    }
+
+    /// A one-sheet xlsx whose `<sheetData>` is `rows`, built by hand (the
+    /// parts calamine needs, stored uncompressed).
+    fn xlsx(rows: &str) -> Vec<u8> {
+        let parts = [
+            (
+                "[Content_Types].xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#.to_string(),
+            ),
+            (
+                "_rels/.rels",
+                r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_string(),
+            ),
+            (
+                "xl/workbook.xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>"#.to_string(),
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#.to_string(),
+            ),
+            (
+                "xl/worksheets/sheet1.xml",
+                format!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>"#
+                ),
+            ),
+        ];
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, text) in parts {
+            zip.start_file(name, stored).unwrap();
+            zip.write_all(text.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    fn job(layout: Layout, tx: SyncSender<Msg>) -> Job {
+        Job {
+            name: "t.xlsx".into(),
+            format: Format::Xlsx,
+            gzip: false,
+            sheet: None,
+            layout,
+            sparse: (guard::SPARSE_MIN_CELLS, guard::SPARSE_FACTOR),
+            budget: guard::budget(1024),
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            tx,
+        }
+    }
+
+    /// Every record (row number, cells) read through the public reader, in
+    /// batches of `max` records.
+    fn read_all(
+        source: Source,
+        layout: Layout,
+        max: usize,
+    ) -> Result<Vec<(u64, Cells)>, FileError> {
+        let mut reader = open_excel_with(
+            "t.xlsx",
+            source,
+            Format::Xlsx,
+            false,
+            &Settings::default(),
+            layout,
+        )?;
+        let mut batch = RecordBatch::new();
+        let mut out = Vec::new();
+        while reader.read_batch(&mut batch, max)? > 0 {
+            for r in batch.iter() {
+                let cells = (0..r.len())
+                    .map(|j| {
+                        let (kind, bytes) = r.cell(j);
+                        (kind, String::from_utf8_lossy(bytes).into_owned())
+                    })
+                    .collect();
+                out.push((r.row(), cells));
+            }
+        }
+        Ok(out)
+    }
+
+    fn texts(rows: &[(u64, Cells)]) -> Vec<(u64, Vec<&str>)> {
+        rows.iter()
+            .map(|(n, c)| (*n, c.iter().map(|(_, t)| t.as_str()).collect()))
+            .collect()
+    }
+
+    fn inline(cell: &str, text: &str) -> String {
+        format!(r#"<c r="{cell}" t="inlineStr"><is><t>{text}</t></is></c>"#)
+    }
+
+    /// Row 1: A1 `id`, C1 `x`; row 2 blank; row 3: D3 the number 5; row 5
+    /// only an empty string, row 6 only a formatted empty cell.
+    fn gappy() -> Vec<u8> {
+        xlsx(&format!(
+            r#"<row r="1">{}{}</row><row r="3"><c r="D3"><v>5</v></c></row><row r="5">{}</row><row r="6"><c r="C6" s="0"/></row>"#,
+            inline("A1", "id"),
+            inline("C1", "x"),
+            inline("B5", ""),
+        ))
+    }
+
+    #[test]
+    fn unpadded_rows_end_at_their_last_value_and_trailing_blanks_are_dropped() {
+        for max in [1, 2, 100] {
+            let rows = read_all(Source::Bytes(gappy()), Layout::Unpadded, max).unwrap();
+            let empty: Vec<&str> = Vec::new();
+            assert_eq!(
+                texts(&rows),
+                [
+                    (1, vec!["id", "", "x"]),
+                    (2, empty),
+                    (3, vec!["", "", "", "5"]),
+                ],
+                "batches of {max}"
+            );
+            assert_eq!(rows[2].1[3].0, CellKind::Number);
+            assert_eq!(rows[2].1[0].0, CellKind::Text);
+        }
+    }
+
+    #[test]
+    fn padded_rows_span_the_rightmost_value() {
+        let rows = read_all(Source::Bytes(gappy()), Layout::Padded, 100).unwrap();
+        assert_eq!(
+            texts(&rows),
+            [
+                (1, vec!["id", "", "x", ""]),
+                (2, vec!["", "", "", ""]),
+                (3, vec!["", "", "", "5"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_sheet_has_no_record_in_either_layout() {
+        let blank = xlsx(r#"<row r="4"><c r="B4" s="0"/></row>"#);
+        for layout in [Layout::Padded, Layout::Unpadded] {
+            let rows = read_all(Source::Bytes(blank.clone()), layout, 10).unwrap();
+            assert!(rows.is_empty(), "{layout:?}");
+        }
+    }
+
+    /// Unpadded records are the padded ones less their trailing empty
+    /// text cells, row for row, on the hand-made fixture (rows 1-2 blank,
+    /// header row 3, row 6 blank, row 12 last, 9 columns).
+    #[test]
+    fn unpadded_fixture_matches_padded_less_trailing_empties() {
+        let path = fixture("cells_types.xlsx");
+        let padded = read_all(Source::Path(path.clone()), Layout::Padded, 5).unwrap();
+        let unpadded = read_all(Source::Path(path), Layout::Unpadded, 5).unwrap();
+        let numbers: Vec<u64> = unpadded.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, (1..=12).collect::<Vec<u64>>());
+        assert!(unpadded[0].1.is_empty() && unpadded[1].1.is_empty());
+        assert!(unpadded[5].1.is_empty());
+        assert_eq!(unpadded[2].1[0].1, "invoice_id");
+        assert_eq!(unpadded[2].1.len(), 9);
+        for ((n, p), (m, u)) in padded.iter().zip(&unpadded) {
+            assert_eq!(n, m);
+            assert_eq!(p.len(), 9);
+            let keep = p
+                .iter()
+                .rposition(|(k, t)| *k != CellKind::Text || !t.is_empty())
+                .map_or(0, |i| i + 1);
+            assert_eq!(&p[..keep], u.as_slice(), "row {n}");
+        }
+    }
+
+    #[test]
+    fn unpadded_refuses_a_sparse_sheet_like_padded() {
+        for layout in [Layout::Padded, Layout::Unpadded] {
+            let err =
+                read_all(Source::Path(fixture("sparse_dimension.xlsx")), layout, 100).unwrap_err();
+            assert_eq!(err.code, FileErrorCode::Unreadable, "{layout:?}");
+            assert!(
+                err.message.contains("refused"),
+                "{layout:?}: {}",
+                err.message
+            );
+        }
+    }
+
+    /// Runs `job` on `bytes` with the sparse limits lowered to `min_cells`
+    /// and `factor`; returns the rows sent and the failure, if any.
+    fn run_small_limits(
+        bytes: Vec<u8>,
+        min_cells: u64,
+        factor: u64,
+    ) -> (Vec<(u64, usize)>, Option<FileError>) {
+        let (tx, rx) = sync_channel(64);
+        let mut job = job(Layout::Unpadded, tx);
+        job.sparse = (min_cells, factor);
+        job.run(Source::Bytes(bytes));
+        let mut rows = Vec::new();
+        let mut failed = None;
+        for msg in rx.try_iter() {
+            match msg {
+                Msg::Opened(_) => {}
+                Msg::Rows(b) => rows.extend(b.iter().map(|r| (r.row(), r.len()))),
+                Msg::Failed(e) => failed = Some(e),
+            }
+        }
+        (rows, failed)
+    }
+
+    /// With limits of 10 cells and a factor 2: A1, then A21 makes the
+    /// rectangle 21 × 1 for 2 cells (refused so far), but A22:A41 make it
+    /// 41 × 1 for 22 cells (41 ≤ 44: accepted). Emitting stops at A21 and
+    /// the sheet is streamed again: every row still comes once, in order.
+    #[test]
+    fn a_sheet_sparse_only_part_way_is_emitted_whole() {
+        let mut xml = r#"<row r="1"><c r="A1"><v>1</v></c></row>"#.to_string();
+        for r in 21..=41 {
+            xml.push_str(&format!(r#"<row r="{r}"><c r="A{r}"><v>{r}</v></c></row>"#));
+        }
+        let (rows, failed) = run_small_limits(xlsx(&xml), 10, 2);
+        assert!(failed.is_none(), "{failed:?}");
+        let mut expected: Vec<(u64, usize)> = vec![(1, 1)];
+        expected.extend((2..=20).map(|r| (r, 0)));
+        expected.extend((21..=41).map(|r| (r, 1)));
+        assert_eq!(rows, expected);
+    }
+
+    /// A1 and A21 alone (21 × 1 for 2 cells) stay refused, and no record is
+    /// sent before the refusal.
+    #[test]
+    fn a_sheet_sparse_to_the_end_is_refused_before_any_record() {
+        let xml =
+            r#"<row r="1"><c r="A1"><v>1</v></c></row><row r="21"><c r="A21"><v>2</v></c></row>"#;
+        let (rows, failed) = run_small_limits(xlsx(xml), 10, 2);
+        assert!(rows.is_empty(), "{rows:?}");
+        let err = failed.unwrap();
+        assert_eq!(err.code, FileErrorCode::Unreadable);
+        assert!(err.message.contains("refused"), "{}", err.message);
     }
 }
