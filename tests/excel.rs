@@ -138,7 +138,7 @@ fn excel_fixtures_match_expected_reports_in_every_processor() {
 /// Every record of `path` as `ledgerline rows` prints it: the texts, plus
 /// each cell's kind.
 fn rows_of(path: &Path, settings: &Settings) -> Result<Vec<Vec<(CellKind, String)>>, FileError> {
-    let mut reader = ledgerline::read::open_path(path, settings)?;
+    let mut reader = ledgerline::read::open_path_padded(path, settings)?;
     let mut batch = RecordBatch::new();
     let mut out = Vec::new();
     let mut expect_row = 1;

@@ -32,7 +32,7 @@ fn print_rows(
 ) -> Result<(), FileError> {
     let mut settings = Settings::default();
     configure(&mut settings)?;
-    let mut reader = ledgerline_read::open_path(path, &settings)?;
+    let mut reader = ledgerline_read::open_path_padded(path, &settings)?;
     let mut batch = RecordBatch::new();
     let broken_pipe = |e: std::io::Error| {
         FileError::new(ledgerline_core::FileErrorCode::Io, format!("stdout: {e}"))

@@ -47,6 +47,7 @@ use std::path::Path;
 use ledgerline_core::{FileError, FileErrorCode, RecordBatch, Settings};
 use ledgerline_detect::{Detection, Format, TextLayout};
 
+pub use excel::Layout as SheetLayout;
 pub use parser::{CsvRangeParser, Parsed};
 
 /// What the report's `source` needs, plus reading facts.
@@ -117,7 +118,27 @@ pub trait RecordReader: Send {
 /// `unreadable` for corrupt gzip data and for corrupt, truncated,
 /// password-protected or guard-refused workbooks, `sheet_not_found` when
 /// the `sheet` setting names no worksheet.
+///
+/// Sheet records are [`SheetLayout::Unpadded`] (one pass over the sheet):
+/// what validation needs. `ledgerline rows` uses [`open_path_padded`].
 pub fn open_path(path: &Path, settings: &Settings) -> Result<Box<dyn RecordReader>, FileError> {
+    open_path_as(path, settings, SheetLayout::Unpadded)
+}
+
+/// [`open_path`] with sheet records [`SheetLayout::Padded`], as `ledgerline
+/// rows` prints them (SPEC §10; two passes over an xlsx/xlsm/xlsb sheet).
+pub fn open_path_padded(
+    path: &Path,
+    settings: &Settings,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    open_path_as(path, settings, SheetLayout::Padded)
+}
+
+fn open_path_as(
+    path: &Path,
+    settings: &Settings,
+    layout: SheetLayout,
+) -> Result<Box<dyn RecordReader>, FileError> {
     let detection = ledgerline_detect::detect_path(path, settings)?;
     let name = path.display().to_string();
     if detection.format != Format::Csv {
@@ -128,7 +149,14 @@ pub fn open_path(path: &Path, settings: &Settings) -> Result<Box<dyn RecordReade
         } else {
             excel::Source::Path(path.to_path_buf())
         };
-        return excel::open_excel(&name, source, detection.format, detection.gzip, settings);
+        return excel::open_excel_with(
+            &name,
+            source,
+            detection.format,
+            detection.gzip,
+            settings,
+            layout,
+        );
     }
     let layout = csv_layout(&detection)?;
     let file =
@@ -166,7 +194,14 @@ pub fn open_bytes(
             bytes = gunzip_bounded(name, Cursor::new(bytes), settings)?;
         }
         let source = excel::Source::Bytes(bytes);
-        return excel::open_excel(name, source, detection.format, detection.gzip, settings);
+        return excel::open_excel_with(
+            name,
+            source,
+            detection.format,
+            detection.gzip,
+            settings,
+            SheetLayout::Unpadded,
+        );
     }
     let layout = csv_layout(&detection)?;
     open_csv(name, Box::new(Cursor::new(bytes)), detection.gzip, &layout)

@@ -64,9 +64,6 @@ enum Msg {
 ///
 /// Only xlsx, xlsm and xlsb sheets differ: xls and ods sheets are loaded
 /// whole, so they are always padded (it costs nothing there).
-// Built only through `open_excel_with` until lib.rs exposes it (and by the
-// tests): without that the unpadded variant is never constructed.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Layout {
     /// Every record padded to the sheet's rightmost column holding a value,
@@ -78,24 +75,13 @@ pub enum Layout {
     Unpadded,
 }
 
-/// Opens an Excel workbook of the detected `format`, its records
-/// [`Layout::Padded`].
-pub(crate) fn open_excel(
-    name: &str,
-    source: Source,
-    format: Format,
-    gzip: bool,
-    settings: &Settings,
-) -> Result<Box<dyn RecordReader>, FileError> {
-    open_excel_with(name, source, format, gzip, settings, Layout::Padded)
-}
-
 /// Opens an Excel workbook of the detected `format`, its records laid out
 /// as `layout` says.
 ///
-/// Errors as `open_excel`; with [`Layout::Unpadded`] the refusal of an
-/// absurdly sparse sheet may come after records were handed out (the
-/// sheet's bounds are only known at its end), but it is the same refusal.
+/// Errors: `unreadable`, `io`, `sheet_not_found` (see `open_path`). With
+/// [`Layout::Unpadded`] the refusal of an absurdly sparse sheet may come
+/// after records were handed out (the sheet's bounds are only known at its
+/// end), but it is the same refusal.
 pub(crate) fn open_excel_with(
     name: &str,
     source: Source,
