@@ -23,6 +23,12 @@ impl Columns {
         let mut candidates: [Vec<usize>; 12] = Default::default();
         let mut taken = vec![false; header.len()];
         for (field, name) in &rules.column_map {
+            // A name with no letter or digit matches no header: an empty
+            // header cell is not a column anyone can mean (and an Excel
+            // header's trailing empty cells depend on how it is read).
+            if name.is_empty() {
+                continue;
+            }
             for (i, n) in normalized.iter().enumerate() {
                 if n == name {
                     candidates[field.index()].push(i);
@@ -142,6 +148,22 @@ mod tests {
         assert_eq!(c.get(Field::Currency), Some(5));
         assert_eq!(c.get(Field::DueDate), None);
         assert_eq!(c.header_len(), 7);
+    }
+
+    #[test]
+    fn a_mapping_to_an_empty_name_matches_nothing() {
+        let h = header(&[
+            "invoice",
+            "date",
+            "customer_id",
+            "qty",
+            "price",
+            "currency",
+            "",
+            "---",
+        ]);
+        let c = Columns::resolve(&h, &rules(&[("map", "description=---")]), "f").unwrap();
+        assert_eq!(c.get(Field::Description), None);
     }
 
     #[test]
