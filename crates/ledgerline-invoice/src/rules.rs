@@ -109,10 +109,19 @@ impl Rules {
     /// Whether a trimmed value is one of the null tokens (ignoring case).
     #[inline]
     pub fn is_null(&self, value: &str) -> bool {
-        let len = value.len();
-        if len < self.null_len.0 || len > self.null_len.1 {
-            return false;
-        }
+        // Inlined: most values fail on length alone.
+        self.null_length(value.len()) && self.is_null_token(value)
+    }
+
+    /// Whether a value of `len` bytes can be a null token at all.
+    #[inline]
+    fn null_length(&self, len: usize) -> bool {
+        len >= self.null_len.0 && len <= self.null_len.1
+    }
+
+    /// [`Rules::is_null`] past the length test.
+    #[inline(never)]
+    fn is_null_token(&self, value: &str) -> bool {
         let bytes = value.as_bytes();
         let first = bytes.first().copied().unwrap_or(0);
         if self.null_other.is_empty()
@@ -139,7 +148,9 @@ impl Rules {
     #[inline]
     pub fn is_empty_value(&self, raw: &[u8]) -> bool {
         let t = trim_bytes(raw);
-        t.is_empty() || std::str::from_utf8(t).is_ok_and(|s| self.is_null(s))
+        // A length no token has settles it without a UTF-8 check.
+        t.is_empty()
+            || (self.null_length(t.len()) && std::str::from_utf8(t).is_ok_and(|s| self.is_null(s)))
     }
 }
 
@@ -153,6 +164,13 @@ pub fn trim_bytes(raw: &[u8]) -> &[u8] {
             return raw;
         }
     }
+    trim_edges(raw)
+}
+
+/// [`trim_bytes`] past its early return: out of line, so the common case
+/// inlines into its callers.
+#[inline(never)]
+fn trim_edges(raw: &[u8]) -> &[u8] {
     let is_space = |b: u8| matches!(b, b'\t'..=b'\r' | b' ');
     let mut start = 0;
     let mut end = raw.len();
