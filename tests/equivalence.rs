@@ -57,7 +57,8 @@ proptest! {
             ("chunk_size", chunk.to_string()),
             ("level", level.to_string()),
         ]));
-        let got = comparable(&optimized, &path);
+        // Threads even for these small inputs: the pipeline is what is tested.
+        let got = comparable(&optimized.with_sequential_below(0), &path);
         prop_assert_eq!(got, expected);
     }
 }
@@ -98,9 +99,14 @@ fn every_fixture_through_every_level() {
                 s.apply("level", &level.to_string()).unwrap();
                 s.apply("chunk_size", &chunk.to_string()).unwrap();
                 s.apply("workers", "3").unwrap();
-                let got = comparable(&OptimizedProcessor::new(s), path);
-                if got != expected {
-                    failures.push(format!("{} level {level} chunk {chunk}", path.display()));
+                for below in [0, ledgerline::optimized::SEQUENTIAL_BELOW] {
+                    let p = OptimizedProcessor::new(s.clone()).with_sequential_below(below);
+                    if comparable(&p, path) != expected {
+                        failures.push(format!(
+                            "{} level {level} chunk {chunk} sequential below {below}",
+                            path.display()
+                        ));
+                    }
                 }
             }
         }
@@ -175,7 +181,8 @@ fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
             let p = OptimizedProcessor::new(settings(&[
                 ("level", "3".into()),
                 ("chunk_size", chunk.into()),
-            ]));
+            ]))
+            .with_sequential_below(0);
             let report = p.process_file(&path).unwrap();
             assert_eq!(
                 report.comparable_json(),
@@ -219,6 +226,7 @@ fn level3_falls_back_when_the_scan_is_fooled() {
     let expected = comparable(&StandardProcessor::new(Settings::default()), &path);
     assert_eq!(expected["rows"]["valid"], 40000);
     let report = OptimizedProcessor::new(settings(&[("level", "3".into())]))
+        .with_sequential_below(0)
         .process_file(&path)
         .unwrap();
     assert_eq!(report.comparable_json(), expected);

@@ -29,11 +29,13 @@ fn fixture() -> std::path::PathBuf {
 fn panic_in_validation_names_the_rows_and_does_not_hang() {
     for level in 1..=3 {
         let started = Instant::now();
-        let p = OptimizedProcessor::new(settings(level, 100)).with_chunk_hook(Arc::new(|batch| {
-            if batch.iter().any(|r| r.row() == 4321) {
-                panic!("injected failure");
-            }
-        }));
+        let p = OptimizedProcessor::new(settings(level, 100))
+            .with_sequential_below(0)
+            .with_chunk_hook(Arc::new(|batch| {
+                if batch.iter().any(|r| r.row() == 4321) {
+                    panic!("injected failure");
+                }
+            }));
         let err = p.process_file(&fixture()).unwrap_err();
         assert_eq!(err.code, FileErrorCode::Internal, "level {level}: {err}");
         assert!(err.message.contains("injected failure"), "{}", err.message);
@@ -49,6 +51,7 @@ fn panic_in_validation_names_the_rows_and_does_not_hang() {
         assert!(started.elapsed() < Duration::from_secs(30));
         // The processor (and its pool of threads) is still usable.
         let ok = OptimizedProcessor::new(settings(level, 100))
+            .with_sequential_below(0)
             .process_file(&fixture())
             .unwrap();
         assert_eq!(ok.rows.total, 10_000);
@@ -69,6 +72,7 @@ fn cancellation_stops_promptly_and_says_so() {
             })
         };
         let p = OptimizedProcessor::new(settings(level, 50))
+            .with_sequential_below(0)
             .with_cancel(token)
             .with_chunk_hook(hook);
         let err = p.process_file(&fixture()).unwrap_err();
@@ -91,6 +95,7 @@ fn no_rows_lost_at_any_level() {
     assert_eq!(expected.rows.total + expected.rows.blank, 10_000);
     for level in 1..=3 {
         let r = OptimizedProcessor::new(settings(level, 333))
+            .with_sequential_below(0)
             .process_file(&fixture())
             .unwrap();
         assert_eq!(r.rows, expected.rows, "level {level}");
@@ -117,4 +122,54 @@ fn panic_in_a_small_file_is_isolated_too() {
         assert_eq!(err.code, FileErrorCode::Internal, "level {level}: {err}");
         assert!(err.message.contains("injected failure"), "{}", err.message);
     }
+}
+
+/// Small inputs run on the calling thread: cancellation and panics still
+/// behave as with threads.
+#[test]
+fn sequential_small_files_cancel_and_isolate() {
+    let token = CancelToken::new();
+    let seen = Arc::new(AtomicU64::new(0));
+    let hook = {
+        let (token, seen) = (token.clone(), Arc::clone(&seen));
+        Arc::new(move |_: &ledgerline::core::RecordBatch| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 3 {
+                token.cancel();
+            }
+        })
+    };
+    let p = OptimizedProcessor::new(settings(2, 50))
+        .with_cancel(token)
+        .with_chunk_hook(hook);
+    let err = p.process_file(&fixture()).unwrap_err();
+    assert_eq!(err.code, FileErrorCode::Cancelled, "{err}");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        4,
+        "stopped right after the chunk that cancelled"
+    );
+    let p = OptimizedProcessor::new(settings(2, 100)).with_chunk_hook(Arc::new(|batch| {
+        if batch.iter().any(|r| r.row() == 4321) {
+            panic!("injected failure");
+        }
+    }));
+    let err = p.process_file(&fixture()).unwrap_err();
+    assert_eq!(err.code, FileErrorCode::Internal);
+    assert!(
+        err.message.contains("injected failure") && err.message.contains("rows 4"),
+        "{}",
+        err.message
+    );
+    let report = OptimizedProcessor::new(settings(2, 100))
+        .process_file(&fixture())
+        .unwrap();
+    assert!(
+        report
+            .metrics
+            .notes
+            .iter()
+            .any(|n| n.contains("calling thread")),
+        "{:?}",
+        report.metrics.notes
+    );
 }
