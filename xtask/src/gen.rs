@@ -841,18 +841,9 @@ fn line_total(l: &Line, minor: u32) -> i128 {
     }
 }
 
-/// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian;
-/// Howard Hinnant's `civil_from_days`).
+/// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian).
 fn iso_date(days: i64) -> [u8; 10] {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = ledgerline_core::calendar::civil_from_days(days);
     let mut out = [0u8; 10];
     let mut buf = Vec::with_capacity(10);
     push_padded(&mut buf, y as u64, 4);

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod batch;
+pub mod calendar;
 mod error;
 mod processor;
 mod report;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use ledgerline_core::calendar::days_from_civil;
 use ledgerline_core::DateOrder;
 
 use crate::decimal::{round_scaled, Decimal};
@@ -62,29 +63,10 @@ fn days_in_month(y: i32, m: u32) -> u32 {
     }
 }
 
-/// Days since 1970-01-01 of a valid date (H. Hinnant's `days_from_civil`:
-/// years counted from March, so the leap day ends a year).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
+/// [`civil_from_days`](ledgerline_core::calendar::civil_from_days) in the
+/// types of [`Date::ymd`].
 fn civil_from_days(z: i64) -> (i32, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = ledgerline_core::calendar::civil_from_days(z);
     // Every i32 day count is within ±5.9 million years: the casts are exact.
     (y as i32, m as u32, d as u32)
 }
