@@ -54,6 +54,28 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks in flight between the workbook thread and the reader.
 const CHANNEL_CHUNKS: usize = 2;
 
+/// Streams the cells of the chosen sheet of a workbook whose type has a
+/// `worksheet_cells_reader` (xlsx, xlsm, xlsb).
+macro_rules! stream_cells {
+    ($self:ident, $book:ident, $reader:ident, $name:ident) => {{
+        let mut wb: $book<_> = $book::new($reader).map_err(|e| Err(unreadable($name, e)))?;
+        let sheet = $self.pick_sheet(wb.sheets_metadata())?;
+        let is_1904 = wb.has_1904_epoch();
+        $self.opened(&sheet, is_1904)?;
+        let mut pass = |emit: &mut Emit<'_>, _first: bool| -> Flow {
+            let mut cells = wb
+                .worksheet_cells_reader(&sheet)
+                .map_err(|e| Err(unreadable($name, e)))?;
+            while let Some(c) = cells.next_cell().map_err(|e| Err(unreadable($name, e)))? {
+                let (r, col) = c.get_position();
+                emit(r, col, c.get_value())?;
+            }
+            Ok(())
+        };
+        $self.stream(&sheet, is_1904, &mut pass)
+    }};
+}
+
 enum Msg {
     Opened(SourceInfo),
     Rows(RecordBatch),
@@ -315,40 +337,10 @@ impl Job {
         };
         let name = self.name.as_str();
         match self.format {
-            Format::Xlsx | Format::Xlsm => {
-                let mut wb: Xlsx<_> = Xlsx::new(reader).map_err(|e| Err(unreadable(name, e)))?;
-                let sheet = self.pick_sheet(wb.sheets_metadata())?;
-                let is_1904 = wb.has_1904_epoch();
-                self.opened(&sheet, is_1904)?;
-                let mut pass = |emit: &mut Emit<'_>, _first: bool| -> Flow {
-                    let mut cells = wb
-                        .worksheet_cells_reader(&sheet)
-                        .map_err(|e| Err(unreadable(name, e)))?;
-                    while let Some(c) = cells.next_cell().map_err(|e| Err(unreadable(name, e)))? {
-                        let (r, col) = c.get_position();
-                        emit(r, col, c.get_value())?;
-                    }
-                    Ok(())
-                };
-                self.stream(&sheet, is_1904, &mut pass)
-            }
-            Format::Xlsb => {
-                let mut wb: Xlsb<_> = Xlsb::new(reader).map_err(|e| Err(unreadable(name, e)))?;
-                let sheet = self.pick_sheet(wb.sheets_metadata())?;
-                let is_1904 = wb.has_1904_epoch();
-                self.opened(&sheet, is_1904)?;
-                let mut pass = |emit: &mut Emit<'_>, _first: bool| -> Flow {
-                    let mut cells = wb
-                        .worksheet_cells_reader(&sheet)
-                        .map_err(|e| Err(unreadable(name, e)))?;
-                    while let Some(c) = cells.next_cell().map_err(|e| Err(unreadable(name, e)))? {
-                        let (r, col) = c.get_position();
-                        emit(r, col, c.get_value())?;
-                    }
-                    Ok(())
-                };
-                self.stream(&sheet, is_1904, &mut pass)
-            }
+            // xlsx/xlsm and xlsb stream the same way; only the workbook type
+            // differs (`worksheet_cells_reader` is not part of a trait).
+            Format::Xlsx | Format::Xlsm => stream_cells!(self, Xlsx, reader, name),
+            Format::Xlsb => stream_cells!(self, Xlsb, reader, name),
             Format::Xls => {
                 let mut wb: Xls<_> = Xls::new(reader).map_err(|e| Err(unreadable(name, e)))?;
                 let sheet = self.pick_sheet(wb.sheets_metadata())?;
