@@ -130,7 +130,7 @@ impl FileProcessor for StandardProcessor {
     fn process_reader(&self, name: &str, reader: &mut dyn Read) -> Result<Report, FileError> {
         let started = Instant::now();
         let rules = Rules::new(&self.settings)?;
-        let reader = session::open_dyn_reader(name, reader, &self.settings)?;
+        let (reader, _) = session::open_dyn_reader(name, reader, &self.settings)?;
         self.run(rules, name, reader, started)
     }
 }

@@ -61,17 +61,19 @@ impl Session {
 }
 
 /// Opens any reader: its bytes are read into memory first, since detection
-/// needs to look at the content (and Excel needs to seek).
+/// needs to look at the content (and Excel needs to seek). Returns the
+/// reader and the input's size in bytes.
 pub fn open_dyn_reader(
     name: &str,
     reader: &mut dyn Read,
     settings: &Settings,
-) -> Result<Box<dyn RecordReader>, FileError> {
+) -> Result<(Box<dyn RecordReader>, u64), FileError> {
     let mut bytes = Vec::new();
     reader
         .read_to_end(&mut bytes)
         .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-    ledgerline_read::open_bytes(name, bytes, settings)
+    let size = bytes.len() as u64;
+    Ok((ledgerline_read::open_bytes(name, bytes, settings)?, size))
 }
 
 /// The metrics of a run.

@@ -582,12 +582,7 @@ impl FileProcessor for OptimizedProcessor {
     fn process_reader(&self, name: &str, reader: &mut dyn Read) -> Result<Report, FileError> {
         let started = Instant::now();
         let rules = Rules::new(&self.settings)?;
-        let mut bytes = Vec::new();
-        reader
-            .read_to_end(&mut bytes)
-            .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-        let size = bytes.len() as u64;
-        let reader = ledgerline_read::open_bytes(name, bytes, &self.settings)?;
+        let (reader, size) = session::open_dyn_reader(name, reader, &self.settings)?;
         self.run(rules, name, reader, size, started)
     }
 }
