@@ -184,19 +184,28 @@ impl OptimizedProcessor {
             }
             validator.validate(batch)
         };
+        // Batches come back to the reader when their chunk is validated, so
+        // the reader refills warm buffers instead of touching fresh memory.
+        let (pool_tx, pool_rx) = crossbeam_channel::bounded::<RecordBatch>(plan.in_flight + 1);
         let result = {
             run_ordered(
                 &config,
                 &self.cancel,
-                || -> Result<Option<RecordBatch>, FileError> {
+                || -> Result<Option<Pooled>, FileError> {
+                    let pooled = |batch| Pooled {
+                        batch,
+                        home: pool_tx.clone(),
+                    };
                     if let Some(b) = pending.pop_front() {
-                        return Ok(Some(b));
+                        return Ok(Some(pooled(b)));
                     }
                     if at_end {
                         return Ok(None);
                     }
                     governor_ref.wait_if_throttled(Duration::from_millis(50));
-                    let mut batch = RecordBatch::with_capacity(chunk_rows, 12, chunk_rows * 128);
+                    let mut batch = pool_rx.try_recv().unwrap_or_else(|_| {
+                        RecordBatch::with_capacity(chunk_rows, 12, chunk_rows * 128)
+                    });
                     let read = reader_ref.read_batch(&mut batch, chunk_rows)?;
                     if let Some(p) = progress {
                         p(reader_ref.bytes_read());
@@ -205,10 +214,10 @@ impl OptimizedProcessor {
                         at_end = true;
                         return Ok(None);
                     }
-                    Ok(Some(batch))
+                    Ok(Some(pooled(batch)))
                 },
-                work,
-                row_range,
+                |item: &Pooled| work(&item.batch),
+                |item: &Pooled| row_range(&item.batch),
                 |result| {
                     merger.push(result);
                     chunks += 1;
@@ -474,6 +483,20 @@ impl OptimizedProcessor {
             .push("small input: validated on the calling thread, without worker threads".into());
         let source = session.source(reader.info());
         Ok(merger.finish(source, session.prelude.warnings.clone(), metrics))
+    }
+}
+
+/// A chunk on its way through the scheduler; its batch goes back to the
+/// reader's pool when the chunk is done with.
+struct Pooled {
+    batch: RecordBatch,
+    home: crossbeam_channel::Sender<RecordBatch>,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // A full pool (or a finished run) simply frees the batch.
+        let _ = self.home.try_send(std::mem::take(&mut self.batch));
     }
 }
 
