@@ -67,23 +67,17 @@ proptest! {
 /// default, against the standard processor with the fixture's settings.
 #[test]
 fn every_fixture_through_every_level() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("csv"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            !name.ends_with(".json") && !name.ends_with(".md")
-        })
-        .collect();
+    let mut files = common::fixtures_in(&common::fixture_dir("csv"));
+    let root = common::fixture_dir("");
     files.push(root.join("invoices_1k.csv"));
     files.push(root.join("invoices_10k.csv"));
     files.sort();
     assert!(files.len() > 50, "fixtures found: {}", files.len());
     let mut failures = Vec::new();
     for path in &files {
-        let base = fixture_settings(path);
-        let Ok(base) = base else { continue };
+        let Ok(Ok(base)) = common::fixture_settings(path) else {
+            continue; // a fixture about invalid settings
+        };
         let expected = comparable(&StandardProcessor::new(base.clone()), path);
         let big = path
             .file_name()
@@ -116,30 +110,6 @@ fn every_fixture_through_every_level() {
         "optimized differs from standard:\n{}",
         failures.join("\n")
     );
-}
-
-/// The fixture's settings file applied to the defaults (`Err` when the
-/// fixture is about invalid settings).
-fn fixture_settings(path: &std::path::Path) -> Result<Settings, ()> {
-    let name = path.file_name().unwrap().to_string_lossy().to_string();
-    let stem = name.split('.').next().unwrap().to_string();
-    let file = path.with_file_name(format!("{stem}.settings.json"));
-    let mut s = Settings::default();
-    if let Ok(text) = std::fs::read_to_string(&file) {
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for (k, v) in v.as_object().unwrap() {
-            let values: Vec<String> = match v {
-                serde_json::Value::Array(a) => {
-                    a.iter().map(|x| x.as_str().unwrap().to_string()).collect()
-                }
-                other => vec![other.as_str().unwrap().to_string()],
-            };
-            for value in values {
-                s.apply(k, &value).map_err(|_| ())?;
-            }
-        }
-    }
-    Ok(s)
 }
 
 /// Level 3 cuts blocks with a quote-parity scan: quoted newlines at every

@@ -9,80 +9,36 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::{comparable_result as comparable, stem};
 use ledgerline::baseline::StandardProcessor;
-use ledgerline::core::{
-    strip_for_comparison, CellKind, FileError, FileProcessor, RecordBatch, Settings,
-};
+use ledgerline::core::{CellKind, FileError, FileProcessor, RecordBatch, Settings};
 use ledgerline::optimized::OptimizedProcessor;
 use serde_json::Value;
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join("excel")
-}
-
-fn stem(path: &Path) -> String {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.split('.').next().unwrap_or("").to_string()
-}
-
-fn is_fixture(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    path.is_file()
-        && !name.starts_with('.')
-        && name != "README.md"
-        && !name.ends_with(".py")
-        && !name.ends_with(".expected.json")
-        && !name.ends_with(".settings.json")
-        && !name.ends_with(".rows.jsonl")
+    common::fixture_dir("excel")
 }
 
 fn read_json(path: &Path) -> Value {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    common::read_json(path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn settings_for(dir: &Path, name: &str) -> Settings {
-    let mut settings = Settings::default();
-    let path = dir.join(format!("{name}.settings.json"));
-    if path.exists() {
-        let Value::Object(map) = read_json(&path) else {
-            panic!("{}: not an object", path.display())
-        };
-        for (k, v) in &map {
-            settings.apply(k, v.as_str().unwrap_or_default()).unwrap();
-        }
-    }
-    settings
-}
-
-fn comparable(result: Result<ledgerline::core::Report, FileError>) -> Value {
-    match result {
-        Ok(report) => report.comparable_json(),
-        Err(e) => {
-            let mut value = e.to_report_json();
-            strip_for_comparison(&mut value);
-            value
-        }
-    }
+fn settings_for(fixture: &Path) -> Settings {
+    common::fixture_settings(fixture)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{}: {e}", fixture.display()))
 }
 
 fn fixtures() -> Vec<PathBuf> {
-    let dir = fixture_dir();
-    let mut list: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_fixture(p))
-        .collect();
-    list.sort();
-    list
+    common::fixtures_in(&fixture_dir())
 }
 
 #[test]
@@ -94,7 +50,7 @@ fn excel_fixtures_match_expected_reports_in_every_processor() {
     for path in &list {
         let name = stem(path);
         let expected = read_json(&dir.join(format!("{name}.expected.json")));
-        let settings = settings_for(&dir, &name);
+        let settings = settings_for(path);
         let mut runs: Vec<(String, Value)> = Vec::new();
         runs.push((
             "standard".into(),

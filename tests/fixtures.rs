@@ -12,87 +12,23 @@
 //! `apply` rejects means the expected report is that `invalid_settings` error.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+mod common;
+
+use common::{comparable_result, fixture_dir, fixture_settings, fixtures_in, read_json, stem};
 use ledgerline::baseline::StandardProcessor;
-use ledgerline::core::{strip_for_comparison, FileError, FileProcessor, Settings};
+use ledgerline::core::FileProcessor;
 use serde_json::Value;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join("csv")
-}
-
-/// The fixture's name: its file name up to the first `.`.
-fn stem(path: &Path) -> String {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.split('.').next().unwrap_or("").to_string()
-}
-
-fn is_fixture(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    path.is_file()
-        && !name.starts_with('.')
-        && name != "README.md"
-        && !name.ends_with(".expected.json")
-        && !name.ends_with(".settings.json")
-}
-
-fn read_json(path: &Path) -> Result<Value, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Default settings plus the fixture's settings file, if any. The outer
-/// `Err` is a broken fixture; the inner one a value `Settings::apply`
-/// rejects, which is the fixture's expected outcome.
-fn settings_for(dir: &Path, name: &str) -> Result<Result<Settings, FileError>, String> {
-    let mut settings = Settings::default();
-    let path = dir.join(format!("{name}.settings.json"));
-    if !path.exists() {
-        return Ok(Ok(settings));
-    }
-    let Value::Object(map) = read_json(&path)? else {
-        return Err(format!("{}: not a JSON object", path.display()));
-    };
-    for (key, value) in &map {
-        let values: Vec<&str> = match value {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(items) => items
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .ok_or_else(|| format!("{}: {key}: not a string", path.display()))
-                })
-                .collect::<Result<Vec<&str>, String>>()?,
-            _ => return Err(format!("{}: {key}: not a string or array", path.display())),
-        };
-        for v in values {
-            if let Err(e) = settings.apply(key, v) {
-                return Ok(Err(e));
-            }
-        }
-    }
-    Ok(Ok(settings))
-}
-
 /// The comparable report JSON for one fixture file.
-fn actual_report(dir: &Path, path: &Path) -> Result<Value, String> {
-    let result = settings_for(dir, &stem(path))?.and_then(|settings| {
+fn actual_report(path: &Path) -> Result<Value, String> {
+    let result = fixture_settings(path)?.and_then(|settings| {
         let processor = StandardProcessor::new(settings);
         let processor: &dyn FileProcessor = &processor;
         processor.process_file(path)
     });
-    Ok(match result {
-        Ok(report) => report.comparable_json(),
-        Err(e) => {
-            let mut value = e.to_report_json();
-            strip_for_comparison(&mut value);
-            value
-        }
-    })
+    Ok(comparable_result(result))
 }
 
 fn short(value: &Value) -> String {
@@ -146,14 +82,8 @@ fn diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn csv_fixtures_match_expected_reports() {
-    let dir = fixture_dir();
-    let mut fixtures: Vec<PathBuf> = fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))
-        .unwrap()
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| is_fixture(p))
-        .collect();
-    fixtures.sort();
+    let dir = fixture_dir("csv");
+    let fixtures = fixtures_in(&dir);
     assert!(
         !fixtures.is_empty(),
         "no fixtures found in {}",
@@ -166,7 +96,7 @@ fn csv_fixtures_match_expected_reports() {
         let name = stem(path);
         let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("?");
         let outcome = read_json(&dir.join(format!("{name}.expected.json"))).and_then(|expected| {
-            let actual = actual_report(&dir, path)?;
+            let actual = actual_report(path)?;
             let mut lines = Vec::new();
             diff("$", &expected, &actual, &mut lines);
             Ok(lines)

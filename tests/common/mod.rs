@@ -211,12 +211,103 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
 
 /// The report (or file error) as comparable JSON.
 pub fn comparable(p: &dyn FileProcessor, path: &Path) -> Value {
-    match p.process_file(path) {
-        Ok(r) => r.comparable_json(),
+    comparable_result(p.process_file(path))
+}
+
+/// The folder of one kind of fixture: `fixtures/<kind>`.
+pub fn fixture_dir(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(kind)
+}
+
+/// A fixture's name: its file name up to the first `.`, so
+/// `gzip_basic.csv.gz` pairs with `gzip_basic.expected.json`.
+pub fn stem(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.split('.').next().unwrap_or("").to_string()
+}
+
+/// Whether a file in a fixture folder is an input (not its expected report,
+/// settings, expected `rows` output, a README or a script).
+pub fn is_fixture(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    path.is_file()
+        && !name.starts_with('.')
+        && name != "README.md"
+        && !name.ends_with(".py")
+        && !name.ends_with(".expected.json")
+        && !name.ends_with(".settings.json")
+        && !name.ends_with(".rows.jsonl")
+}
+
+/// Every fixture input in `dir`, sorted.
+pub fn fixtures_in(dir: &Path) -> Vec<PathBuf> {
+    let mut list: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_fixture(p))
+                .collect()
+        })
+        .unwrap_or_default();
+    list.sort();
+    list
+}
+
+/// A JSON file, parsed.
+pub fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Default settings plus the fixture's `<name>.settings.json`, if any: an
+/// object of setting name → string, or array of strings applied in order
+/// (the repeatable `map`). The outer `Err` is a broken fixture; the inner one
+/// a value `Settings::apply` rejects, which is then the fixture's expected
+/// outcome.
+pub fn fixture_settings(
+    fixture: &Path,
+) -> Result<Result<ledgerline::core::Settings, ledgerline::core::FileError>, String> {
+    let mut settings = ledgerline::core::Settings::default();
+    let path = fixture.with_file_name(format!("{}.settings.json", stem(fixture)));
+    if !path.exists() {
+        return Ok(Ok(settings));
+    }
+    let Value::Object(map) = read_json(&path)? else {
+        return Err(format!("{}: not a JSON object", path.display()));
+    };
+    for (key, value) in &map {
+        let values: Vec<&str> = match value {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(items) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .ok_or_else(|| format!("{}: {key}: not a string", path.display()))
+                })
+                .collect::<Result<Vec<&str>, String>>()?,
+            _ => return Err(format!("{}: {key}: not a string or array", path.display())),
+        };
+        for v in values {
+            if let Err(e) = settings.apply(key, v) {
+                return Ok(Err(e));
+            }
+        }
+    }
+    Ok(Ok(settings))
+}
+
+/// A processor's result as comparable JSON (SPEC §8: without `metrics` and
+/// `message`; file errors as their file-error report).
+pub fn comparable_result(
+    result: Result<ledgerline::core::Report, ledgerline::core::FileError>,
+) -> Value {
+    match result {
+        Ok(report) => report.comparable_json(),
         Err(e) => {
-            let mut v = e.to_report_json();
-            strip_for_comparison(&mut v);
-            v
+            let mut value = e.to_report_json();
+            strip_for_comparison(&mut value);
+            value
         }
     }
 }
