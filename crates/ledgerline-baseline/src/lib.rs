@@ -27,7 +27,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use ledgerline_core::{FileError, FileProcessor, Progress, RecordBatch, Report, Settings};
-use ledgerline_invoice::{Merger, Rules, Validator};
+use ledgerline_invoice::{Merger, Rules};
 use ledgerline_read::RecordReader;
 
 use crate::session::Session;
@@ -71,13 +71,7 @@ impl StandardProcessor {
     ) -> Result<Report, FileError> {
         let chunk_size = self.settings.chunk_size;
         let session = Session::start(rules, &self.settings, name, reader.as_mut())?;
-        let validator = Validator::new(
-            &session.rules,
-            &session.prelude.columns,
-            session.prelude.date_order,
-            reader.info().date_1904,
-            session.csv,
-        );
+        let validator = session.validator(reader.info());
         let mut merger = Merger::new(session.rules.max_errors);
         let mut chunks = 0u64;
         let at_end = session.prelude.at_end;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use ledgerline_core::{FileError, FileErrorCode, Metrics, Settings, Source};
 use ledgerline_detect::Format;
-use ledgerline_invoice::{read_prelude, Prelude, Rules};
+use ledgerline_invoice::{read_prelude, Prelude, Rules, Validator};
 use ledgerline_read::{RecordReader, SourceInfo};
 
 /// A file whose prelude has been read: ready for validation.
@@ -45,6 +45,18 @@ impl Session {
             prelude,
             csv,
         })
+    }
+
+    /// The validator for this file's rows: its rules, columns and date
+    /// order, and the workbook's date system from `info`.
+    pub fn validator(&self, info: &SourceInfo) -> Validator<'_> {
+        Validator::new(
+            &self.rules,
+            &self.prelude.columns,
+            self.prelude.date_order,
+            info.date_1904,
+            self.csv,
+        )
     }
 
     /// The report's `source` for what was read.

@@ -156,16 +156,10 @@ impl OptimizedProcessor {
         let bytes_per_row = reader.bytes_read() as f64 / rows_read as f64;
         let plan = governor.plan(bytes_per_row);
 
-        let validator = Validator::new(
-            &session.rules,
-            &session.prelude.columns,
-            session.prelude.date_order,
-            reader.info().date_1904,
-            session.csv,
-        );
-        let mut merger = Merger::new(session.rules.max_errors);
         let mut pending: VecDeque<RecordBatch> =
             std::mem::take(&mut session.prelude.pending).into();
+        let validator = session.validator(reader.info());
+        let mut merger = Merger::new(session.rules.max_errors);
         let mut at_end = session.prelude.at_end;
         let chunk_rows = plan.chunk_rows;
         let mut chunks = 0u64;
@@ -427,13 +421,8 @@ impl OptimizedProcessor {
         prelude_seconds: f64,
     ) -> Result<Report, FileError> {
         let chunk_size = self.settings.chunk_size;
-        let validator = Validator::new(
-            &session.rules,
-            &session.prelude.columns,
-            session.prelude.date_order,
-            reader.info().date_1904,
-            session.csv,
-        );
+        let pending = std::mem::take(&mut session.prelude.pending);
+        let validator = session.validator(reader.info());
         let hook = self.hook.as_deref();
         let work = |batch: &RecordBatch| {
             if let Some(h) = hook {
@@ -445,7 +434,7 @@ impl OptimizedProcessor {
         let cancelled =
             |chunks: u64| schedule_error::<FileError>(name, ScheduleError::Cancelled, chunks);
         let mut chunks = 0u64;
-        for batch in &std::mem::take(&mut session.prelude.pending) {
+        for batch in &pending {
             if self.cancel.is_cancelled() {
                 return Err(cancelled(chunks));
             }
