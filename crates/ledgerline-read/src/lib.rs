@@ -1,5 +1,5 @@
-//! Chunked record readers for invoice files: CSV now, Excel later, behind
-//! one trait.
+//! Chunked record readers for invoice files — CSV and Excel (xlsx, xlsm,
+//! xlsb, xls, ods) — behind one trait.
 //!
 //! - [`RecordReader`] hands out records in [`RecordBatch`] chunks, reusing
 //!   the caller's batch; [`SourceInfo`] says what was read (the report's
@@ -227,15 +227,9 @@ pub fn open_csv(
     )))
 }
 
-/// The text layout of a detected CSV file, or the error for a format that
-/// cannot be read yet.
+/// The text layout of a detected CSV file (callers hand Excel formats to
+/// the Excel reader first).
 fn csv_layout(detection: &Detection) -> Result<TextLayout, FileError> {
-    if detection.format != Format::Csv {
-        return Err(FileError::new(
-            FileErrorCode::UnsupportedFormat,
-            "excel reading is not implemented yet",
-        ));
-    }
     detection.text.ok_or_else(|| {
         FileError::new(
             FileErrorCode::Internal,
