@@ -549,6 +549,27 @@ impl Bounds {
     }
 }
 
+/// Moves the first `n` assembled cells into the batch, leaving them empty
+/// text for the next row.
+fn push_row(batch: &mut RecordBatch, kinds: &mut [CellKind], texts: &mut [String], n: usize) {
+    for (kind, text) in kinds.iter_mut().zip(texts.iter_mut()).take(n) {
+        batch.push_cell(*kind, text.as_bytes());
+        *kind = CellKind::Text;
+        text.clear();
+    }
+}
+
+/// Ends the record of sheet row `next_row` (0-based) and sends the batch
+/// once it is full.
+fn end_record(job: &Job, batch: &mut RecordBatch, next_row: &mut u32) -> Flow {
+    batch.finish_record(u64::from(*next_row) + 1, RecordStatus::Ok);
+    *next_row += 1;
+    if batch.len() >= CHUNK_RECORDS || batch.data_len() >= CHUNK_BYTES {
+        job.send(Msg::Rows(std::mem::take(batch)))?;
+    }
+    Ok(())
+}
+
 /// Assembles cells (in row order) into padded records and sends them in
 /// chunks.
 struct Rows<'a> {
@@ -618,24 +639,17 @@ impl<'a> Rows<'a> {
             }
             self.end_record()?;
         }
-        for c in 0..self.width as usize {
-            self.batch
-                .push_cell(self.kinds[c], self.texts[c].as_bytes());
-            self.kinds[c] = CellKind::Text;
-            self.texts[c].clear();
-        }
+        push_row(
+            &mut self.batch,
+            &mut self.kinds,
+            &mut self.texts,
+            self.width as usize,
+        );
         self.end_record()
     }
 
     fn end_record(&mut self) -> Flow {
-        self.batch
-            .finish_record(u64::from(self.next_row) + 1, RecordStatus::Ok);
-        self.next_row += 1;
-        if self.batch.len() >= CHUNK_RECORDS || self.batch.data_len() >= CHUNK_BYTES {
-            let full = std::mem::take(&mut self.batch);
-            self.job.send(Msg::Rows(full))?;
-        }
-        Ok(())
+        end_record(self.job, &mut self.batch, &mut self.next_row)
     }
 
     fn finish(mut self) -> Flow {
@@ -752,25 +766,13 @@ impl<'a> Unpadded<'a> {
         while self.next_row < r {
             self.end_record()?;
         }
-        for c in 0..self.len {
-            self.batch
-                .push_cell(self.kinds[c], self.texts[c].as_bytes());
-            self.kinds[c] = CellKind::Text;
-            self.texts[c].clear();
-        }
+        push_row(&mut self.batch, &mut self.kinds, &mut self.texts, self.len);
         self.len = 0;
         self.end_record()
     }
 
     fn end_record(&mut self) -> Flow {
-        self.batch
-            .finish_record(u64::from(self.next_row) + 1, RecordStatus::Ok);
-        self.next_row += 1;
-        if self.batch.len() >= CHUNK_RECORDS || self.batch.data_len() >= CHUNK_BYTES {
-            let full = std::mem::take(&mut self.batch);
-            self.job.send(Msg::Rows(full))?;
-        }
-        Ok(())
+        end_record(self.job, &mut self.batch, &mut self.next_row)
     }
 
     /// Ends the pass: `None` when the sheet is done, `Some(row)` when the
