@@ -16,8 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,21 +55,6 @@ struct Dataset {
     expected: Expected,
 }
 
-/// `io::Write` that only counts, to learn the size and summary of a file
-/// without writing it again.
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// `target/bench-data/`, honouring `CARGO_TARGET_DIR`.
 fn data_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -82,23 +66,11 @@ fn data_dir() -> PathBuf {
 /// The CSV of `rows` rows, generated unless a file of the right size is
 /// already there. The file name matches `cargo xtask bench`, which shares it.
 fn csv_dataset(rows: u64) -> Result<Dataset, Box<dyn Error>> {
-    // Generating into a counter is cheap next to any bench (about 1 s per
-    // million rows) and gives the expected counts without a sidecar file.
-    let mut counter = Counter(0);
-    let summary = gen::generate_counted(rows, SEED, ERROR_RATE, &mut counter)?;
-    let dir = data_dir();
-    let path = dir.join(format!("invoices-{rows}-s{SEED}.csv"));
-    let present = fs::metadata(&path).map(|m| m.len()).ok();
-    if present != Some(counter.0) {
-        fs::create_dir_all(&dir)?;
-        // Write beside and rename, so an interrupted run never leaves a
-        // truncated file that a later run would take for finished.
-        let tmp = dir.join(format!(".invoices-{rows}-s{SEED}.csv.tmp"));
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-        gen::generate(rows, SEED, ERROR_RATE, &mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, &path)?;
-    }
+    let gen::Cached {
+        path,
+        bytes,
+        summary,
+    } = gen::cached(&data_dir(), rows, SEED, ERROR_RATE)?;
     let error_counts = gen::ErrorKind::ALL
         .iter()
         .map(|&k| (k.code().to_string(), summary.count(k)))
@@ -106,7 +78,7 @@ fn csv_dataset(rows: u64) -> Result<Dataset, Box<dyn Error>> {
         .collect();
     Ok(Dataset {
         path,
-        bytes: counter.0,
+        bytes,
         expected: Expected {
             total: rows,
             invalid: summary.error_rows(),

@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,45 +112,19 @@ pub struct Dataset {
     pub format: &'static str,
 }
 
-/// `io::Write` that only counts bytes.
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The seeded CSV of `rows` rows in `target/bench-data/`, generated unless a
 /// file of exactly the expected size is already there.
 pub fn csv_dataset(rows: u64) -> Result<Dataset> {
-    // A dry run into a counter gives the size and the expected counts
-    // without a sidecar file that could go stale.
-    let mut counter = Counter(0);
-    let summary = gen::generate_counted(rows, SEED, ERROR_RATE, &mut counter)?;
     let dir = target_dir().join("bench-data");
-    let path = dir.join(format!("invoices-{rows}-s{SEED}.csv"));
-    if fs::metadata(&path).map(|m| m.len()).ok() != Some(counter.0) {
-        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        eprintln!("generating {}", path.display());
-        // Write beside, then rename: an interrupted run never leaves a
-        // truncated file that would later be taken for a finished one.
-        let tmp = dir.join(format!(".invoices-{rows}-s{SEED}.csv.tmp"));
-        let file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        gen::generate(rows, SEED, ERROR_RATE, &mut w)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, &path)?;
-    }
+    let gen::Cached {
+        path,
+        bytes,
+        summary,
+    } = gen::cached(&dir, rows, SEED, ERROR_RATE)
+        .with_context(|| format!("cannot generate {rows} rows in {}", dir.display()))?;
     Ok(Dataset {
         path,
-        bytes: counter.0,
+        bytes,
         rows,
         error_rows: summary.error_rows(),
         ragged_rows: summary.count(gen::ErrorKind::RaggedRow),

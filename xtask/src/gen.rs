@@ -19,7 +19,9 @@
 //! `%` tax rates, grouped or accounting decimals, more than 15 significant
 //! digits, and non-ISO date shapes (which would also sway `date_order`).
 
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 /// The header every generated file starts with.
 pub const HEADER: &str = "invoice_id,invoice_date,due_date,customer_id,customer_name,sku,\
@@ -853,6 +855,56 @@ fn iso_date(days: i64) -> [u8; 10] {
     push_padded(&mut buf, d as u64, 2);
     out.copy_from_slice(&buf);
     out
+}
+
+/// `io::Write` that only counts bytes.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A generated file on disk with what was injected into it.
+#[derive(Clone, Debug)]
+pub struct Cached {
+    /// `dir/invoices-{rows}-s{seed}.csv`.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// What the generator put in it.
+    pub summary: Summary,
+}
+
+/// The CSV of `rows` rows and `seed` in `dir`, generated unless a file of
+/// exactly the expected size is already there. A dry run into a counter
+/// gives the size and the injected counts (about 1 s per million rows)
+/// without a sidecar file that could go stale; the file is written beside
+/// and renamed, so an interrupted run never leaves a truncated file that a
+/// later run would take for finished.
+pub fn cached(dir: &Path, rows: u64, seed: u64, error_rate: f64) -> io::Result<Cached> {
+    let mut counter = Counter(0);
+    let summary = generate_counted(rows, seed, error_rate, &mut counter)?;
+    let path = dir.join(format!("invoices-{rows}-s{seed}.csv"));
+    if fs::metadata(&path).map(|m| m.len()).ok() != Some(counter.0) {
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".invoices-{rows}-s{seed}.csv.tmp"));
+        let mut w = BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
+        generate(rows, seed, error_rate, &mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        fs::rename(&tmp, &path)?;
+    }
+    Ok(Cached {
+        path,
+        bytes: counter.0,
+        summary,
+    })
 }
 
 #[cfg(test)]
