@@ -58,19 +58,30 @@ fn panic_in_validation_names_the_rows_and_does_not_hang() {
     }
 }
 
+/// A token, a counter of chunks seen, and a chunk hook that trips the token
+/// on the fourth chunk.
+fn cancel_after_four_chunks() -> (
+    CancelToken,
+    Arc<AtomicU64>,
+    ledgerline::optimized::ChunkHook,
+) {
+    let token = CancelToken::new();
+    let seen = Arc::new(AtomicU64::new(0));
+    let hook: ledgerline::optimized::ChunkHook = {
+        let (token, seen) = (token.clone(), Arc::clone(&seen));
+        Arc::new(move |_: &ledgerline::core::RecordBatch| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 3 {
+                token.cancel();
+            }
+        })
+    };
+    (token, seen, hook)
+}
+
 #[test]
 fn cancellation_stops_promptly_and_says_so() {
     for level in 1..=3 {
-        let token = CancelToken::new();
-        let seen = Arc::new(AtomicU64::new(0));
-        let hook = {
-            let (token, seen) = (token.clone(), Arc::clone(&seen));
-            Arc::new(move |_: &ledgerline::core::RecordBatch| {
-                if seen.fetch_add(1, Ordering::SeqCst) == 3 {
-                    token.cancel();
-                }
-            })
-        };
+        let (token, seen, hook) = cancel_after_four_chunks();
         let p = OptimizedProcessor::new(settings(level, 50))
             .with_sequential_below(0)
             .with_cancel(token)
@@ -128,16 +139,7 @@ fn panic_in_a_small_file_is_isolated_too() {
 /// behave as with threads.
 #[test]
 fn sequential_small_files_cancel_and_isolate() {
-    let token = CancelToken::new();
-    let seen = Arc::new(AtomicU64::new(0));
-    let hook = {
-        let (token, seen) = (token.clone(), Arc::clone(&seen));
-        Arc::new(move |_: &ledgerline::core::RecordBatch| {
-            if seen.fetch_add(1, Ordering::SeqCst) == 3 {
-                token.cancel();
-            }
-        })
-    };
+    let (token, seen, hook) = cancel_after_four_chunks();
     let p = OptimizedProcessor::new(settings(2, 50))
         .with_cancel(token)
         .with_chunk_hook(hook);
