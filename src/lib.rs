@@ -35,3 +35,4 @@ pub use ledgerline_invoice as invoice;
 pub use ledgerline_optimized as optimized;
 pub use ledgerline_read as read;
 pub use ledgerline_scheduler as scheduler;
+pub use ledgerline_session as session;

@@ -1,6 +1,7 @@
-//! The optimized processor under failure: a panic while validating a chunk
-//! and cancellation must end the run promptly with a clear file error,
-//! never hang, and never report a partial result as complete.
+//! Both processors under failure: a panic while validating a chunk and
+//! cancellation must end the run promptly with the same clear file error,
+//! never hang, never report a partial result as complete, and never affect
+//! another run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,8 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ledgerline::core::{FileErrorCode, FileProcessor, Settings};
-use ledgerline::optimized::{CancelToken, OptimizedProcessor};
+use ledgerline::baseline::StandardProcessor;
+use ledgerline::core::{
+    CancelToken, ChunkHook, FileErrorCode, FileProcessor, RecordBatch, RunContext, Settings,
+};
+use ledgerline::optimized::OptimizedProcessor;
 
 fn settings(level: u8, chunk: usize) -> Settings {
     let mut s = Settings::default();
@@ -25,51 +29,68 @@ fn fixture() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/invoices_10k.csv")
 }
 
-#[test]
-fn panic_in_validation_names_the_rows_and_does_not_hang() {
+/// Every processor configuration: the standard processor, and the
+/// optimized one at every level on worker threads and on the calling thread.
+fn processors(chunk: usize) -> Vec<(String, Box<dyn FileProcessor>)> {
+    let mut all: Vec<(String, Box<dyn FileProcessor>)> = vec![(
+        "standard".into(),
+        Box::new(StandardProcessor::new(settings(2, chunk))),
+    )];
     for level in 1..=3 {
+        all.push((
+            format!("optimized level {level} threaded"),
+            Box::new(OptimizedProcessor::new(settings(level, chunk)).with_sequential_below(0)),
+        ));
+        all.push((
+            format!("optimized level {level} sequential"),
+            Box::new(OptimizedProcessor::new(settings(level, chunk))),
+        ));
+    }
+    all
+}
+
+fn panic_at_row(row: u64) -> ChunkHook {
+    Arc::new(move |batch: &RecordBatch| {
+        if batch.iter().any(|r| r.row() == row) {
+            panic!("injected failure");
+        }
+    })
+}
+
+#[test]
+fn panic_in_validation_is_the_same_file_error_everywhere() {
+    for (label, p) in processors(100) {
         let started = Instant::now();
-        let p = OptimizedProcessor::new(settings(level, 100))
-            .with_sequential_below(0)
-            .with_chunk_hook(Arc::new(|batch| {
-                if batch.iter().any(|r| r.row() == 4321) {
-                    panic!("injected failure");
-                }
-            }));
-        let err = p.process_file(&fixture()).unwrap_err();
-        assert_eq!(err.code, FileErrorCode::Internal, "level {level}: {err}");
+        let run = RunContext::new().with_chunk_hook(panic_at_row(4321));
+        let err = p.process_file_with(&fixture(), &run).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Internal, "{label}: {err}");
         assert!(err.message.contains("injected failure"), "{}", err.message);
         assert!(err.message.contains("invoices_10k.csv"), "{}", err.message);
-        if level < 3 {
-            // Levels 1 and 2 hand out parsed chunks: the message names their rows.
-            assert!(
-                err.message.contains("4321") || err.message.contains("rows 4"),
-                "{}",
-                err.message
-            );
+        assert!(
+            err.message.contains("validation failed on"),
+            "{label}: {}",
+            err.message
+        );
+        if !label.contains("level 3 threaded") {
+            // Parsed chunks are named by their rows (level 3 hands out raw
+            // blocks, numbered only in the merge).
+            assert!(err.message.contains("rows 4"), "{label}: {}", err.message);
         }
         assert!(started.elapsed() < Duration::from_secs(30));
-        // The processor (and its pool of threads) is still usable.
-        let ok = OptimizedProcessor::new(settings(level, 100))
-            .with_sequential_below(0)
-            .process_file(&fixture())
-            .unwrap();
-        assert_eq!(ok.rows.total, 10_000);
+        // The same processor is still usable for a plain run.
+        let ok = p.process_file(&fixture()).unwrap();
+        assert_eq!(ok.rows.total, 10_000, "{label}");
     }
 }
 
 /// A token, a counter of chunks seen, and a chunk hook that trips the token
 /// on the fourth chunk.
-fn cancel_after_four_chunks() -> (
-    CancelToken,
-    Arc<AtomicU64>,
-    ledgerline::optimized::ChunkHook,
-) {
+fn cancel_after_four_chunks() -> (CancelToken, Arc<AtomicU64>, ChunkHook) {
     let token = CancelToken::new();
     let seen = Arc::new(AtomicU64::new(0));
-    let hook: ledgerline::optimized::ChunkHook = {
+    let hook: ChunkHook = {
         let (token, seen) = (token.clone(), Arc::clone(&seen));
-        Arc::new(move |_: &ledgerline::core::RecordBatch| {
+        Arc::new(move |_: &RecordBatch| {
             if seen.fetch_add(1, Ordering::SeqCst) == 3 {
                 token.cancel();
             }
@@ -80,98 +101,100 @@ fn cancel_after_four_chunks() -> (
 
 #[test]
 fn cancellation_stops_promptly_and_says_so() {
-    for level in 1..=3 {
+    for (label, p) in processors(50) {
         let (token, seen, hook) = cancel_after_four_chunks();
-        let p = OptimizedProcessor::new(settings(level, 50))
-            .with_sequential_below(0)
-            .with_cancel(token)
-            .with_chunk_hook(hook);
-        let err = p.process_file(&fixture()).unwrap_err();
-        assert_eq!(err.code, FileErrorCode::Cancelled, "level {level}: {err}");
+        let run = RunContext::new().with_cancel(token).with_chunk_hook(hook);
+        let err = p.process_file_with(&fixture(), &run).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Cancelled, "{label}: {err}");
         // 10k rows in chunks of 50 is 200 chunks: cancellation after the
         // fourth must stop long before the end.
         let chunks = seen.load(Ordering::SeqCst);
         assert!(
             chunks < 100,
-            "level {level}: {chunks} chunks validated after cancel"
+            "{label}: {chunks} chunks validated after cancel"
         );
+        if !label.contains("threaded") {
+            assert_eq!(
+                chunks, 4,
+                "{label}: stopped right after the chunk that cancelled"
+            );
+        }
+        // Cancelling one run leaves the processor's next run alone (it used
+        // to share one token among all of its runs).
+        let next = p.process_file(&fixture()).unwrap();
+        assert_eq!(next.rows.total, 10_000, "{label}");
+    }
+}
+
+#[test]
+fn a_cancelled_run_stops_before_detection() {
+    for (label, p) in processors(5000) {
+        let token = CancelToken::new();
+        token.cancel();
+        let run = RunContext::new().with_cancel(token);
+        let err = p.process_file_with(&fixture(), &run).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Cancelled, "{label}");
+        let err = p
+            .process_reader_with("inline.csv", &mut "a,b\n1,2\n".as_bytes(), &run)
+            .unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Cancelled, "{label}");
     }
 }
 
 #[test]
 fn no_rows_lost_at_any_level() {
-    let expected = ledgerline::baseline::StandardProcessor::new(Settings::default())
+    let expected = StandardProcessor::new(Settings::default())
         .process_file(&fixture())
         .unwrap();
     assert_eq!(expected.rows.total + expected.rows.blank, 10_000);
-    for level in 1..=3 {
-        let r = OptimizedProcessor::new(settings(level, 333))
-            .with_sequential_below(0)
-            .process_file(&fixture())
-            .unwrap();
-        assert_eq!(r.rows, expected.rows, "level {level}");
-        assert_eq!(
-            r.comparable_json(),
-            expected.comparable_json(),
-            "level {level}"
-        );
+    for (label, p) in processors(333) {
+        let r = p.process_file(&fixture()).unwrap();
+        assert_eq!(r.rows, expected.rows, "{label}");
+        assert_eq!(r.comparable_json(), expected.comparable_json(), "{label}");
     }
 }
 
-/// A file small enough to be read whole while deciding the date order is
-/// validated without worker threads; a panic there is still a file error.
 #[test]
-fn panic_in_a_small_file_is_isolated_too() {
-    let small = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/invoices_1k.csv");
-    for level in 1..=3 {
-        let p = OptimizedProcessor::new(settings(level, 5000)).with_chunk_hook(Arc::new(|batch| {
-            if batch.iter().any(|r| r.row() == 500) {
-                panic!("injected failure");
-            }
-        }));
-        let err = p.process_file(&small).unwrap_err();
-        assert_eq!(err.code, FileErrorCode::Internal, "level {level}: {err}");
-        assert!(err.message.contains("injected failure"), "{}", err.message);
-    }
-}
-
-/// Small inputs run on the calling thread: cancellation and panics still
-/// behave as with threads.
-#[test]
-fn sequential_small_files_cancel_and_isolate() {
-    let (token, seen, hook) = cancel_after_four_chunks();
-    let p = OptimizedProcessor::new(settings(2, 50))
-        .with_cancel(token)
-        .with_chunk_hook(hook);
-    let err = p.process_file(&fixture()).unwrap_err();
-    assert_eq!(err.code, FileErrorCode::Cancelled, "{err}");
-    assert_eq!(
-        seen.load(Ordering::SeqCst),
-        4,
-        "stopped right after the chunk that cancelled"
-    );
-    let p = OptimizedProcessor::new(settings(2, 100)).with_chunk_hook(Arc::new(|batch| {
-        if batch.iter().any(|r| r.row() == 4321) {
-            panic!("injected failure");
-        }
-    }));
-    let err = p.process_file(&fixture()).unwrap_err();
-    assert_eq!(err.code, FileErrorCode::Internal);
-    assert!(
-        err.message.contains("injected failure") && err.message.contains("rows 4"),
-        "{}",
-        err.message
-    );
-    let report = OptimizedProcessor::new(settings(2, 100))
+fn progress_and_invoice_ids_reach_the_run() {
+    let expected = StandardProcessor::new(Settings::default())
         .process_file(&fixture())
         .unwrap();
-    assert!(
-        report
-            .metrics
-            .notes
-            .iter()
-            .any(|n| n.contains("calling thread")),
-        "{:?}",
-        report.metrics.notes
-    );
+    for (label, p) in processors(700) {
+        let last = Arc::new(AtomicU64::new(0));
+        let calls = Arc::new(AtomicU64::new(0));
+        let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let run = RunContext::new()
+            .with_progress({
+                let (last, calls) = (Arc::clone(&last), Arc::clone(&calls));
+                Arc::new(move |u| {
+                    last.fetch_max(u.rows, Ordering::SeqCst);
+                    calls.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .with_invoices({
+                let ids = Arc::clone(&ids);
+                Arc::new(move |it| ids.lock().unwrap().extend(it.map(str::to_string)))
+            });
+        let report = p.process_file_with(&fixture(), &run).unwrap();
+        assert_eq!(
+            report.comparable_json(),
+            expected.comparable_json(),
+            "{label}"
+        );
+        // The header is not a row: 10,000 records after it.
+        assert_eq!(last.load(Ordering::SeqCst), 10_000, "{label}");
+        // Called after chunks, not once at the end (level 3 reads its first
+        // megabyte whole for the prelude).
+        assert!(
+            calls.load(Ordering::SeqCst) >= 2,
+            "{label}: called per chunk"
+        );
+        let mut ids = ids.lock().unwrap().clone();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{label}: each id once");
+        // Every invoice counted in the report has a valid row, and only those.
+        assert_eq!(n as u64, report.invoices, "{label}");
+    }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use ledgerline_baseline::StandardProcessor;
-use ledgerline_core::{FileError, FileProcessor, Progress, Settings};
+use ledgerline_core::{FileError, FileProcessor, Progress, RunContext, Settings};
 use ledgerline_optimized::OptimizedProcessor;
 
 /// Fast, exact, bounded-memory processing of invoice files.
@@ -203,15 +203,10 @@ fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
 fn processor_for(
     name: Option<&str>,
     settings: Settings,
-    progress: Progress,
 ) -> Result<Box<dyn FileProcessor>, FileError> {
     match name.unwrap_or("optimized") {
-        "standard" => Ok(Box::new(
-            StandardProcessor::new(settings).with_progress(progress),
-        )),
-        "optimized" => Ok(Box::new(
-            OptimizedProcessor::new(settings).with_progress(progress),
-        )),
+        "standard" => Ok(Box::new(StandardProcessor::new(settings))),
+        "optimized" => Ok(Box::new(OptimizedProcessor::new(settings))),
         other => Err(FileError::settings(format!(
             "processor: expected standard or optimized, got {other:?}"
         ))),
@@ -220,9 +215,10 @@ fn processor_for(
 
 fn process(args: ProcessArgs) -> i32 {
     let bar = ProgressBar::for_file(&args.file);
+    let run = RunContext::new().with_progress(bar.callback());
     let result = settings_from(&args.settings)
-        .and_then(|s| processor_for(args.processor.as_deref(), s, bar.callback()))
-        .and_then(|p| p.process_file(&args.file));
+        .and_then(|s| processor_for(args.processor.as_deref(), s))
+        .and_then(|p| p.process_file_with(&args.file, &run));
     bar.finish();
     match (result, args.json) {
         (Ok(report), true) => {
@@ -281,7 +277,8 @@ impl ProgressBar {
         let bar = self.bar.clone();
         let started = self.started;
         let shown = std::sync::atomic::AtomicBool::new(false);
-        Arc::new(move |bytes| {
+        Arc::new(move |update| {
+            let bytes = update.bytes;
             let Some(bar) = &bar else { return };
             if !shown.load(std::sync::atomic::Ordering::Relaxed) {
                 if started.elapsed() < BAR_DELAY {

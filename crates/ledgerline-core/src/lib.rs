@@ -11,6 +11,8 @@
 //!   [`FileError`], serialized by [`FileError::to_report_json`].
 //! - [`RecordBatch`] is a chunk of records as read, the unit of work handed
 //!   from readers to validation.
+//! - [`RunContext`] is what one run carries besides the file: its own
+//!   [`CancelToken`], a [`Progress`] sink, [`RunLimits`] and hooks.
 //!
 //! This crate does no I/O.
 //!
@@ -32,13 +34,17 @@ pub mod calendar;
 mod error;
 mod processor;
 mod report;
+mod run;
 mod settings;
 
 pub use batch::{CellKind, Record, RecordBatch, RecordStatus};
 pub use error::{FileError, FileErrorCode};
-pub use processor::{FileProcessor, Progress};
+pub use processor::FileProcessor;
 pub use report::{
     strip_for_comparison, CurrencyTotal, ErrorCode, Metrics, Report, RowCounts, RowError, Source,
     Warning, WarningCode, REPORT_VERSION,
+};
+pub use run::{
+    CancelToken, ChunkHook, InvoiceSink, Progress, ProgressUpdate, RunContext, RunLimits,
 };
 pub use settings::{DateOrder, DecimalSeparator, Field, Settings, DEFAULT_NULL_VALUES};

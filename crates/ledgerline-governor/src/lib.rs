@@ -12,7 +12,7 @@
 //! # Example
 //!
 //! ```
-//! use ledgerline_core::Settings;
+//! use ledgerline_core::{RunLimits, Settings};
 //! use ledgerline_governor::Governor;
 //!
 //! let mut settings = Settings::default();
@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ledgerline_core::Settings;
+use ledgerline_core::{RunLimits, Settings};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// Bytes in a megabyte as the settings count them.
@@ -64,7 +64,12 @@ pub struct Plan {
 /// Sizes work to a memory budget and watches resident memory.
 #[derive(Debug)]
 pub struct Governor {
+    /// What this run plans its chunks for: the whole budget, or the share a
+    /// bulk run granted it.
     budget: u64,
+    /// Where throttling starts: resident memory is the whole process's, so
+    /// the line is the whole budget even when this run plans for a share.
+    throttle_budget: u64,
     workers: usize,
     chunk_size: usize,
     baseline: u64,
@@ -85,31 +90,51 @@ impl Governor {
     /// A governor for `settings`: reads the memory available and the number
     /// of cores once.
     pub fn new(settings: &Settings) -> Governor {
+        Governor::with_limits(settings, RunLimits::default())
+    }
+
+    /// A governor for one run of a larger schedule (a bulk run): it plans
+    /// for the workers and the share of memory in `limits` (each at most
+    /// what `settings` allow), and throttles at the whole budget.
+    pub fn with_limits(settings: &Settings, limits: RunLimits) -> Governor {
         let mut sys = System::new().ok();
         let available = sys.as_mut().map_or(0, |s| {
             s.refresh_memory();
             s.available_memory()
         });
-        let threshold = settings.memory_threshold_mb.saturating_mul(MB);
-        // Never plan for more than half of what the machine has free.
-        let budget = if available > 0 {
-            threshold.min(available / 2).max(16 * MB)
+        let whole = budget(settings, available);
+        let budget = limits
+            .memory_bytes
+            .map_or(whole, |share| share.clamp(MIN_SHARE.min(whole), whole));
+        let cpus = cores();
+        let workers = limits
+            .workers
+            .unwrap_or(settings.max_workers)
+            .min(settings.max_workers)
+            .clamp(1, cpus);
+        let baseline = if limits.memory_bytes.is_some() {
+            // Beside other files the process's resident memory is theirs
+            // too; the share is this run's own.
+            0
         } else {
-            threshold
+            sys.as_mut().and_then(resident).unwrap_or(0)
         };
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers = settings.max_workers.clamp(1, cpus);
-        let baseline = sys.as_mut().and_then(resident).unwrap_or(0);
         let g = Governor {
             budget,
+            throttle_budget: whole,
             workers,
             chunk_size: settings.chunk_size.max(1),
             baseline,
             state: Arc::new(Shared::default()),
         };
         g.note(format!(
-            "budget {} MB (threshold {} MB, {} MB available); {} workers ({} cores, max_workers {})",
+            "budget {} MB{} (threshold {} MB, {} MB available); {} workers ({} cores, max_workers {})",
             budget / MB,
+            if limits.memory_bytes.is_some() {
+                " granted by the bulk run"
+            } else {
+                ""
+            },
             settings.memory_threshold_mb,
             available / MB,
             workers,
@@ -168,7 +193,7 @@ impl Governor {
     pub fn monitor(&self, interval: Duration) -> Monitor {
         let state = Arc::clone(&self.state);
         let stop = Arc::new(AtomicBool::new(false));
-        let throttle_at = (self.budget as f64 * THROTTLE_AT) as u64;
+        let throttle_at = (self.throttle_budget as f64 * THROTTLE_AT) as u64;
         let handle = {
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
@@ -221,7 +246,7 @@ impl Governor {
             if self.state.futile.fetch_add(1, Ordering::Relaxed) + 1 == FUTILE_WAITS {
                 self.note(format!(
                     "resident memory stayed above {} MB through {FUTILE_WAITS} waits: throttling stopped",
-                    (self.budget as f64 * THROTTLE_AT) as u64 / MB
+                    (self.throttle_budget as f64 * THROTTLE_AT) as u64 / MB
                 ));
             }
         } else {
@@ -249,9 +274,114 @@ impl Governor {
             .unwrap_or_default()
     }
 
+    /// Plans a bulk run: how many files may run at once and what each may
+    /// use. `jobs` is the user's `--jobs`, if given.
+    pub fn bulk(&self, jobs: Option<usize>) -> BulkPlan {
+        let cores = self.workers;
+        let (slots, fixed) = match jobs {
+            Some(n) => (n.max(1), true),
+            // As many files as cores, each with a share of the budget large
+            // enough to be worth having.
+            None => (
+                cores.min((self.budget / MIN_SHARE).max(1) as usize).max(1),
+                false,
+            ),
+        };
+        let plan = BulkPlan {
+            slots,
+            cores,
+            budget_bytes: self.budget,
+            fixed,
+        };
+        self.note(format!(
+            "bulk: {} file slots of {} MB each on {} cores{}",
+            plan.slots,
+            plan.slot_bytes() / MB,
+            plan.cores,
+            if fixed { " (--jobs)" } else { "" }
+        ));
+        plan
+    }
+
     fn note(&self, decision: String) {
         if let Ok(mut d) = self.state.decisions.lock() {
             d.push(decision);
+        }
+    }
+}
+
+/// The memory budget for `settings` with `available` bytes free (0 when
+/// unknown): the threshold, but never more than half of what is free.
+fn budget(settings: &Settings, available: u64) -> u64 {
+    let threshold = settings.memory_threshold_mb.saturating_mul(MB);
+    if available > 0 {
+        threshold.min(available / 2).max(16 * MB)
+    } else {
+        threshold
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The smallest memory share worth giving one file of a bulk run.
+const MIN_SHARE: u64 = 32 * MB;
+
+/// How a bulk run shares the machine among its files.
+///
+/// The run has `slots`; each slot is a share of the memory budget and of
+/// the cores. A small file (one the processor runs on a single thread)
+/// takes one slot; a large file takes every slot, so it runs alone with all
+/// the cores and the whole budget. With `--jobs N` every file takes one of
+/// N slots. Files start in run order, each as soon as its slots are free,
+/// so the files in flight together never plan for more than the budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BulkPlan {
+    /// Slots: the most files in flight at once.
+    pub slots: usize,
+    /// Cores (worker threads) shared by the slots.
+    pub cores: usize,
+    /// The memory budget of the whole run, in bytes.
+    pub budget_bytes: u64,
+    /// Whether the user fixed the number of slots (`--jobs`).
+    pub fixed: bool,
+}
+
+/// What one file of a bulk run is granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// Slots the file holds while it runs.
+    pub slots: usize,
+    /// The limits its processor plans with.
+    pub limits: RunLimits,
+}
+
+impl BulkPlan {
+    /// The memory of one slot, in bytes.
+    pub fn slot_bytes(&self) -> u64 {
+        self.budget_bytes / self.slots as u64
+    }
+
+    /// The share of a file whose processor runs it on worker threads
+    /// (`threaded`) or on one thread.
+    pub fn share(&self, threaded: bool) -> Share {
+        let slots = if threaded && !self.fixed {
+            self.slots
+        } else {
+            1
+        };
+        let workers = if threaded {
+            (self.cores * slots / self.slots).max(1)
+        } else {
+            1
+        };
+        Share {
+            slots,
+            limits: RunLimits {
+                workers: Some(workers),
+                memory_bytes: Some(self.slot_bytes() * slots as u64),
+            },
         }
     }
 }
@@ -346,6 +476,62 @@ mod tests {
         let g = governor("16", "5000", "2");
         g.state.throttle.store(false, Ordering::Relaxed);
         assert!(!g.wait_if_throttled(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn limits_shrink_the_plan_but_not_the_throttle_line() {
+        let mut s = Settings::default();
+        s.apply("memory_threshold", "256").unwrap();
+        s.apply("workers", "8").unwrap();
+        let whole = Governor::new(&s);
+        let limited = Governor::with_limits(
+            &s,
+            RunLimits {
+                workers: Some(1),
+                memory_bytes: Some(64 * MB),
+            },
+        );
+        assert_eq!(limited.workers(), 1);
+        assert_eq!(limited.budget(), 64 * MB.min(whole.budget()));
+        assert_eq!(limited.throttle_budget, whole.budget());
+        // A grant never raises what the settings allow.
+        let greedy = Governor::with_limits(
+            &s,
+            RunLimits {
+                workers: Some(1000),
+                memory_bytes: Some(1 << 40),
+            },
+        );
+        assert_eq!(greedy.budget(), whole.budget());
+        assert_eq!(greedy.workers(), whole.workers());
+    }
+
+    #[test]
+    fn bulk_shares_never_exceed_the_budget() {
+        let g = governor("256", "5000", "2");
+        let plan = g.bulk(None);
+        assert!(plan.slots >= 1 && plan.slots <= g.workers());
+        // A large file takes every slot and the cores; a small one a slot.
+        let large = plan.share(true);
+        assert_eq!(large.slots, plan.slots);
+        assert_eq!(large.limits.workers, Some(g.workers()));
+        assert_eq!(
+            large.limits.memory_bytes,
+            Some(plan.slot_bytes() * plan.slots as u64)
+        );
+        assert!(large.limits.memory_bytes.unwrap() <= g.budget());
+        let small = plan.share(false);
+        assert_eq!(small.slots, 1);
+        assert_eq!(small.limits.workers, Some(1));
+        // Any set of files holding at most `slots` slots plans within budget.
+        assert!(plan.slot_bytes() * plan.slots as u64 <= g.budget());
+        // --jobs: every file one slot of budget / jobs.
+        let jobs = g.bulk(Some(8));
+        assert_eq!(jobs.slots, 8);
+        assert_eq!(jobs.share(true).slots, 1);
+        assert_eq!(jobs.share(true).limits.memory_bytes, Some(g.budget() / 8));
+        // A tiny budget gives one slot.
+        assert_eq!(governor("16", "5000", "2").bulk(None).slots, 1);
     }
 
     #[test]

@@ -73,6 +73,11 @@ impl Anchors {
         )
     }
 
+    /// Every invoice id with an anchor, in insertion order.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries.iter().flatten().map(|e| self.text(e).0)
+    }
+
     /// The anchor of `id`, if it has one.
     pub(crate) fn get(&self, id: &str) -> Option<Anchor<'_>> {
         let hash = FxBuildHasher.hash_one(id);
@@ -153,6 +158,10 @@ mod tests {
             );
         }
         assert_eq!(a.len(), 10_000);
+        let ids: Vec<&str> = a.ids().collect();
+        assert_eq!(ids.len(), 10_000);
+        assert_eq!(ids[0], "INV-0");
+        assert_eq!(ids[9_999], "INV-9999");
         let got = a.get("INV-4243").unwrap();
         assert_eq!(
             got,

@@ -186,6 +186,13 @@ impl Merger {
         c
     }
 
+    /// Every invoice id with at least one valid row so far, each once: the
+    /// anchors (an anchor is the first error-free row of its invoice, so it
+    /// is always valid).
+    pub fn invoice_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        self.anchors.ids()
+    }
+
     /// The report of SPEC §8 for everything merged.
     pub fn finish(self, source: Source, mut warnings: Vec<Warning>, metrics: Metrics) -> Report {
         let counts = self.counts();

@@ -34,35 +34,28 @@
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ledgerline_baseline::session::{self, Session};
 use ledgerline_core::{
-    FileError, FileErrorCode, FileProcessor, Progress, RecordBatch, Report, Settings, Source,
+    FileError, FileErrorCode, FileProcessor, RecordBatch, Report, RunContext, Settings, Source,
 };
 use ledgerline_governor::Governor;
 use ledgerline_invoice::{read_prelude, Merger, Rules, Validator};
 use ledgerline_read::RecordReader;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
+use ledgerline_session::{self as session, check_cancel, guarded, row_range, Session};
 
 mod level3;
 
 use level3::{BlockCutter, Done, L3Error, Work};
 
-pub use ledgerline_scheduler::CancelToken;
-
-/// A function called with every chunk just before it is validated, on the
-/// worker thread (for instrumentation and tests).
-pub type ChunkHook = Arc<dyn Fn(&RecordBatch) + Send + Sync>;
+pub use ledgerline_core::{CancelToken, ChunkHook};
 
 /// The optimized (parallel) processor.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct OptimizedProcessor {
     settings: Settings,
-    cancel: CancelToken,
-    hook: Option<ChunkHook>,
-    progress: Option<Progress>,
     sequential_below: u64,
 }
 
@@ -71,23 +64,11 @@ pub struct OptimizedProcessor {
 /// `cargo xtask bench`: 10k rows took 22 ms pipelined, 14 ms sequential).
 pub const SEQUENTIAL_BELOW: u64 = 4 << 20;
 
-impl std::fmt::Debug for OptimizedProcessor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OptimizedProcessor")
-            .field("settings", &self.settings)
-            .field("cancelled", &self.cancel.is_cancelled())
-            .finish_non_exhaustive()
-    }
-}
-
 impl OptimizedProcessor {
     /// A processor with the given settings.
     pub fn new(settings: Settings) -> OptimizedProcessor {
         OptimizedProcessor {
             settings,
-            cancel: CancelToken::new(),
-            hook: None,
-            progress: None,
             sequential_below: SEQUENTIAL_BELOW,
         }
     }
@@ -101,48 +82,43 @@ impl OptimizedProcessor {
         self
     }
 
-    /// Uses `token` to cancel processing: once tripped, a run stops at its
-    /// next chunk with the file error `cancelled`.
-    pub fn with_cancel(mut self, token: CancelToken) -> OptimizedProcessor {
-        self.cancel = token;
-        self
-    }
-
-    /// Calls `hook` with every chunk just before it is validated.
-    pub fn with_chunk_hook(mut self, hook: ChunkHook) -> OptimizedProcessor {
-        self.hook = Some(hook);
-        self
-    }
-
-    /// Reports the bytes read to `progress` as chunks are read.
-    pub fn with_progress(mut self, progress: Progress) -> OptimizedProcessor {
-        self.progress = Some(progress);
-        self
-    }
-
-    /// The token that cancels this processor's runs.
-    pub fn cancel_token(&self) -> &CancelToken {
-        &self.cancel
-    }
-
     fn run(
         &self,
         rules: Rules,
         name: &str,
         mut reader: Box<dyn RecordReader>,
         size: u64,
+        run: &RunContext,
         started: Instant,
     ) -> Result<Report, FileError> {
         let level = self.settings.optimization_level.clamp(1, 3);
-        let mut session = Session::start(rules, &self.settings, name, reader.as_mut())?;
+        check_cancel(name, run, 0)?;
+        let mut session = Session::start(rules, &self.settings, name, reader.as_mut(), run)?;
         let prelude_seconds = started.elapsed().as_secs_f64();
         // A small file (or one read whole by the prelude): threads would
         // cost more than they save.
         let small = session.prelude.at_end || size < self.sequential_below;
         if small {
-            return self.run_here(session, name, reader, started, prelude_seconds);
+            let mut report = session::run_sequential(
+                "optimized",
+                Some(level),
+                session,
+                name,
+                reader,
+                &self.settings,
+                run,
+                started,
+            )?;
+            report
+                .metrics
+                .stages
+                .insert("prelude".into(), prelude_seconds);
+            report.metrics.notes.push(
+                "small input: validated on the calling thread, without worker threads".into(),
+            );
+            return Ok(report);
         }
-        let governor = Governor::new(&self.settings);
+        let governor = Governor::with_limits(&self.settings, run.limits);
         let monitor = governor.monitor(Duration::from_millis(10));
 
         // Learn the bytes per row from what the prelude read.
@@ -169,13 +145,10 @@ impl OptimizedProcessor {
             pipelined: level >= 2,
         };
         let reader_ref = &mut reader;
-        let progress = self.progress.as_deref();
+        let bytes_read = AtomicU64::new(0);
         let governor_ref = &governor;
-        let hook = self.hook.as_deref();
         let work = |batch: &RecordBatch| {
-            if let Some(h) = hook {
-                h(batch);
-            }
+            run.before_chunk(batch);
             validator.validate(batch)
         };
         // Batches come back to the reader when their chunk is validated, so
@@ -184,7 +157,7 @@ impl OptimizedProcessor {
         let result = {
             run_ordered(
                 &config,
-                &self.cancel,
+                &run.cancel,
                 || -> Result<Option<Pooled>, FileError> {
                     let pooled = |batch| Pooled {
                         batch,
@@ -201,9 +174,7 @@ impl OptimizedProcessor {
                         RecordBatch::with_capacity(chunk_rows, 12, chunk_rows * 128)
                     });
                     let read = reader_ref.read_batch(&mut batch, chunk_rows)?;
-                    if let Some(p) = progress {
-                        p(reader_ref.bytes_read());
-                    }
+                    bytes_read.store(reader_ref.bytes_read(), Ordering::Relaxed);
                     if read == 0 {
                         at_end = true;
                         return Ok(None);
@@ -215,6 +186,11 @@ impl OptimizedProcessor {
                 |result| {
                     merger.push(result);
                     chunks += 1;
+                    let counts = merger.counts();
+                    run.report(
+                        bytes_read.load(Ordering::Relaxed),
+                        counts.total + counts.blank,
+                    );
                     Ok(())
                 },
             )
@@ -239,7 +215,7 @@ impl OptimizedProcessor {
         metrics.stages.insert("prelude".into(), prelude_seconds);
         metrics.notes = governor.decisions();
         let source = session.source(reader.info());
-        Ok(merger.finish(source, session.prelude.warnings.clone(), metrics))
+        Ok(session.finish(merger, source, metrics, run))
     }
 }
 
@@ -251,10 +227,11 @@ impl OptimizedProcessor {
         path: &Path,
         delimiter: u8,
         bom: usize,
+        run: &RunContext,
         started: Instant,
     ) -> Result<Report, L3Error> {
         let name = path.display().to_string();
-        let governor = Governor::new(&self.settings);
+        let governor = Governor::with_limits(&self.settings, run.limits);
         let monitor = governor.monitor(Duration::from_millis(10));
         let mut cutter = BlockCutter::open(path, bom, 1 << 20)?;
 
@@ -268,6 +245,7 @@ impl OptimizedProcessor {
             false,
             self.settings.chunk_size,
             |batch, _max| {
+                check_cancel(&name, run, 0)?;
                 let block = match cutter.next_block() {
                     Ok(Some(b)) => b,
                     Ok(None) => {
@@ -315,13 +293,12 @@ impl OptimizedProcessor {
             in_flight: plan.in_flight,
             pipelined: true,
         };
-        let hook = self.hook.as_deref();
         let cutter_ref = &mut cutter;
-        let progress = self.progress.as_deref();
+        let bytes_read = AtomicU64::new(0);
         let governor_ref = &governor;
         let result = run_ordered(
             &config,
-            &self.cancel,
+            &run.cancel,
             || -> Result<Option<Work>, L3Error> {
                 if let Some(b) = pending.pop_front() {
                     return Ok(Some(Work::Parsed(b)));
@@ -331,25 +308,19 @@ impl OptimizedProcessor {
                 }
                 governor_ref.wait_if_throttled(Duration::from_millis(50));
                 let block = cutter_ref.next_block()?;
-                if let Some(p) = progress {
-                    p(cutter_ref.bytes);
-                }
+                bytes_read.store(cutter_ref.bytes, Ordering::Relaxed);
                 Ok(block.map(Work::Raw))
             },
             |work: &Work| match work {
                 Work::Parsed(batch) => {
-                    if let Some(h) = hook {
-                        h(batch);
-                    }
+                    run.before_chunk(batch);
                     Done::Parsed(validator.validate(batch))
                 }
                 Work::Raw(block) => {
                     let mut batch = RecordBatch::new();
                     match level3::parse_block(block, delimiter, 1, &mut batch) {
                         Ok(lines) => {
-                            if let Some(h) = hook {
-                                h(&batch);
-                            }
+                            run.before_chunk(&batch);
                             Done::Raw(validator.validate(&batch), lines)
                         }
                         Err(e) => Done::Failed(e),
@@ -374,6 +345,11 @@ impl OptimizedProcessor {
                     Done::Failed(e) => return Err(e),
                 }
                 chunks += 1;
+                let counts = merger.counts();
+                run.report(
+                    bytes_read.load(Ordering::Relaxed),
+                    counts.total + counts.blank,
+                );
                 Ok(())
             },
         );
@@ -404,74 +380,10 @@ impl OptimizedProcessor {
         metrics.peak_memory_bytes = Some(governor.peak());
         metrics.stages.insert("prelude".into(), prelude_seconds);
         metrics.notes = governor.decisions();
+        if let Some(sink) = &run.invoices {
+            sink(&mut merger.invoice_ids());
+        }
         Ok(merger.finish(source, prelude.warnings.clone(), metrics))
-    }
-}
-
-impl OptimizedProcessor {
-    /// Reads, validates and merges on the calling thread: for inputs too
-    /// small for threads to pay. Same checks, cancellation (between chunks)
-    /// and panic isolation as the threaded run.
-    fn run_here(
-        &self,
-        mut session: Session,
-        name: &str,
-        mut reader: Box<dyn RecordReader>,
-        started: Instant,
-        prelude_seconds: f64,
-    ) -> Result<Report, FileError> {
-        let chunk_size = self.settings.chunk_size;
-        let pending = std::mem::take(&mut session.prelude.pending);
-        let validator = session.validator(reader.info());
-        let hook = self.hook.as_deref();
-        let work = |batch: &RecordBatch| {
-            if let Some(h) = hook {
-                h(batch);
-            }
-            validator.validate(batch)
-        };
-        let mut merger = Merger::new(session.rules.max_errors);
-        let cancelled =
-            |chunks: u64| schedule_error::<FileError>(name, ScheduleError::Cancelled, chunks);
-        let mut chunks = 0u64;
-        for batch in &pending {
-            if self.cancel.is_cancelled() {
-                return Err(cancelled(chunks));
-            }
-            chunks += validate_here(name, [batch], &work, &mut merger)?;
-        }
-        if !session.prelude.at_end {
-            let mut batch = RecordBatch::new();
-            loop {
-                if self.cancel.is_cancelled() {
-                    return Err(cancelled(chunks));
-                }
-                if reader.read_batch(&mut batch, chunk_size)? == 0 {
-                    break;
-                }
-                if let Some(p) = &self.progress {
-                    p(reader.bytes_read());
-                }
-                chunks += validate_here(name, [&batch], &work, &mut merger)?;
-            }
-        }
-        let counts = merger.counts();
-        let mut metrics = session::metrics(
-            "optimized",
-            Some(self.settings.optimization_level.clamp(1, 3)),
-            1,
-            chunk_size,
-            chunks,
-            reader.bytes_read(),
-            counts.total + counts.blank,
-            started,
-        );
-        metrics.stages.insert("prelude".into(), prelude_seconds);
-        metrics
-            .notes
-            .push("small input: validated on the calling thread, without worker threads".into());
-        let source = session.source(reader.info());
-        Ok(merger.finish(source, session.prelude.warnings.clone(), metrics))
     }
 }
 
@@ -489,65 +401,18 @@ impl Drop for Pooled {
     }
 }
 
-/// Validates and merges `batches` on this thread (files too small for
-/// worker threads to pay), isolating a panic as the workers do. Returns the
-/// number of chunks.
-fn validate_here<'b>(
-    name: &str,
-    batches: impl IntoIterator<Item = &'b RecordBatch>,
-    work: &impl Fn(&RecordBatch) -> ledgerline_invoice::ChunkResult,
-    merger: &mut Merger,
-) -> Result<u64, FileError> {
-    let mut chunks = 0;
-    for batch in batches {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(batch)))
-            .map_err(|payload| {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_string());
-                schedule_error::<FileError>(
-                    name,
-                    ScheduleError::Panicked {
-                        label: row_range(batch),
-                        message,
-                    },
-                    chunks,
-                )
-            })?;
-        merger.push(result);
-        chunks += 1;
-    }
-    Ok(chunks)
-}
-
-/// The file error for a run the scheduler stopped.
+/// The file error for a run the scheduler stopped: the same errors as the
+/// sequential path gives.
 fn schedule_error<E>(name: &str, e: ScheduleError<E>, chunks: u64) -> FileError {
     match e {
-        ScheduleError::Panicked { label, message } => FileError::new(
-            FileErrorCode::Internal,
-            format!("{name}: validation failed on {label}: {message}; no report was made"),
-        ),
-        ScheduleError::Cancelled => FileError::new(
-            FileErrorCode::Cancelled,
-            format!("{name}: cancelled after {chunks} chunks"),
-        ),
+        ScheduleError::Panicked { label, message } => {
+            session::chunk_panicked(name, &label, &message)
+        }
+        ScheduleError::Cancelled => session::cancelled(name, chunks),
         _ => FileError::new(
             FileErrorCode::Internal,
             format!("{name}: scheduling failed"),
         ),
-    }
-}
-
-/// "rows A–B" of a chunk, for error messages.
-fn row_range(batch: &RecordBatch) -> String {
-    match (
-        batch.iter().next(),
-        batch.len().checked_sub(1).map(|i| batch.record(i)),
-    ) {
-        (Some(first), Some(last)) => format!("the chunk of rows {}–{}", first.row(), last.row()),
-        _ => "an empty chunk".to_string(),
     }
 }
 
@@ -560,9 +425,32 @@ impl FileProcessor for OptimizedProcessor {
         &self.settings
     }
 
-    fn process_file(&self, path: &Path) -> Result<Report, FileError> {
+    fn process_file_with(&self, path: &Path, run: &RunContext) -> Result<Report, FileError> {
+        let name = path.display().to_string();
+        guarded(&name, || self.file(path, &name, run))
+    }
+
+    fn process_reader_with(
+        &self,
+        name: &str,
+        reader: &mut dyn Read,
+        run: &RunContext,
+    ) -> Result<Report, FileError> {
+        guarded(name, || {
+            let started = Instant::now();
+            let rules = Rules::new(&self.settings)?;
+            check_cancel(name, run, 0)?;
+            let (reader, size) = session::open_dyn_reader(name, reader, &self.settings)?;
+            self.run(rules, name, reader, size, run, started)
+        })
+    }
+}
+
+impl OptimizedProcessor {
+    fn file(&self, path: &Path, name: &str, run: &RunContext) -> Result<Report, FileError> {
         let started = Instant::now();
         let rules = Rules::new(&self.settings)?;
+        check_cancel(name, run, 0)?;
         let mut fallback = None;
         if self.settings.optimization_level >= 3 {
             let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= self.sequential_below);
@@ -572,7 +460,7 @@ impl FileProcessor for OptimizedProcessor {
                 match level3::plain_csv(path, &self.settings)? {
                     None => "level 3 ran as level 2: not an uncompressed UTF-8 CSV file",
                     Some((delimiter, bom)) => {
-                        match self.run_level3(rules.clone(), path, delimiter, bom, started) {
+                        match self.run_level3(rules.clone(), path, delimiter, bom, run, started) {
                             Ok(report) => return Ok(report),
                             Err(L3Error::File(e)) => return Err(e),
                             // A cut was not a record boundary: level 2 is never wrong.
@@ -586,15 +474,8 @@ impl FileProcessor for OptimizedProcessor {
         }
         let size = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
         let reader = ledgerline_read::open_path(path, &self.settings)?;
-        let mut report = self.run(rules, &path.display().to_string(), reader, size, started)?;
+        let mut report = self.run(rules, name, reader, size, run, started)?;
         report.metrics.notes.extend(fallback.map(str::to_string));
         Ok(report)
-    }
-
-    fn process_reader(&self, name: &str, reader: &mut dyn Read) -> Result<Report, FileError> {
-        let started = Instant::now();
-        let rules = Rules::new(&self.settings)?;
-        let (reader, size) = session::open_dyn_reader(name, reader, &self.settings)?;
-        self.run(rules, name, reader, size, started)
     }
 }

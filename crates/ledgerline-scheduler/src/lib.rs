@@ -45,8 +45,6 @@
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
@@ -61,26 +59,7 @@ pub struct Config {
     pub pipelined: bool,
 }
 
-/// A flag any holder can trip to stop a run promptly.
-#[derive(Clone, Debug, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    /// A token that is not tripped.
-    pub fn new() -> CancelToken {
-        CancelToken::default()
-    }
-
-    /// Trips the token: every run holding it stops at its next check.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the token was tripped.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+pub use ledgerline_core::CancelToken;
 
 /// Why a run stopped early.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -359,7 +338,7 @@ impl<O> Reorder<O> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
     fn config(workers: usize, in_flight: usize, pipelined: bool) -> Config {
