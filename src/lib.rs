@@ -10,7 +10,10 @@
 //!   row checks and aggregates;
 //! - [`baseline`] — the standard (sequential) processor;
 //! - [`optimized`] — the optimized (parallel) processor, with
-//!   [`scheduler`] and [`governor`].
+//!   [`scheduler`] and [`governor`];
+//! - [`session`] — what every processor does to start, run and finish a
+//!   file;
+//! - [`bulk`] — many files as one run under one memory budget (SPEC §11).
 //!
 //! # Example
 //!
@@ -28,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub use ledgerline_baseline as baseline;
+pub use ledgerline_bulk as bulk;
 pub use ledgerline_core as core;
 pub use ledgerline_detect as detect;
 pub use ledgerline_governor as governor;

@@ -1,0 +1,442 @@
+//! Bulk runs: many invoice files processed as one run under one memory
+//! budget (SPEC §11).
+//!
+//! [`BulkProcessor`] takes a list of [`BulkFile`]s and processes each with
+//! the standard or the optimized processor through the
+//! [`FileProcessor`] trait — the same code, so each file's report is exactly
+//! what processing it alone gives — and returns a [`BulkReport`]:
+//!
+//! - **One budget**: the governor plans the run ([`Governor::bulk`]): a
+//!   number of slots, each a share of `memory_threshold` and of the cores. A
+//!   small file takes one slot and runs on one thread; a large one takes
+//!   every slot and gets all the cores and the whole budget. Files start in
+//!   run order as their slots free up.
+//! - **Isolation**: a file error, an I/O error or a panic in one file is that
+//!   file's entry; the others finish. Cancelling the run's token stops the
+//!   running files at their next chunk; files not started are `cancelled`.
+//! - **Progress**: a [`BulkProgress`] receives every file's events (queued,
+//!   started, advanced, finished with its outcome) and the run's totals.
+//! - **Duplicate invoices**: ids with valid lines in two or more files,
+//!   kept compactly ([`duplicates::Registry`]).
+//!
+//! [`collect_files`] turns command-line inputs (files and directories) into
+//! the run's sorted file list.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use ledgerline_bulk::{collect_files, BulkProcessor, BulkRun};
+//! use ledgerline_core::Settings;
+//!
+//! let files = collect_files(&["fixtures/".into()])?;
+//! let report = BulkProcessor::new(Settings::default()).run(&files, &BulkRun::default())?;
+//! println!("{} files, {} valid", report.summary.files, report.summary.valid);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod duplicates;
+mod inputs;
+mod progress;
+mod report;
+mod slots;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ledgerline_baseline::StandardProcessor;
+use ledgerline_core::{
+    CancelToken, FileError, FileErrorCode, FileProcessor, RecordBatch, RunContext, RunLimits,
+    Settings,
+};
+use ledgerline_governor::Governor;
+use ledgerline_invoice::Rules;
+use ledgerline_optimized::{OptimizedProcessor, SEQUENTIAL_BELOW};
+
+pub use inputs::{collect_files, InputError};
+pub use progress::{BulkEvent, BulkProgress, RunTotals};
+pub use report::{
+    BulkMetrics, BulkReport, DuplicateInvoice, FileEntry, FileOutcome, Summary, SummaryBuilder,
+    BULK_REPORT_VERSION,
+};
+
+use progress::{FileTally, Tally};
+use slots::Slots;
+
+/// One file of a bulk run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BulkFile {
+    /// Where to read it.
+    pub path: PathBuf,
+    /// Its name in the report (`path` in the §11 report).
+    pub name: String,
+    /// The caller's id for it (the API's upload id), if any.
+    pub id: Option<String>,
+}
+
+impl BulkFile {
+    /// A file named by its path.
+    pub fn new(path: impl Into<PathBuf>) -> BulkFile {
+        let path = path.into();
+        BulkFile {
+            name: path.display().to_string(),
+            path,
+            id: None,
+        }
+    }
+}
+
+impl From<PathBuf> for BulkFile {
+    fn from(path: PathBuf) -> BulkFile {
+        BulkFile::new(path)
+    }
+}
+
+/// A hook called with every chunk of every file before it is validated (for
+/// tests: inject a failure into one file).
+pub type FileChunkHook = Arc<dyn Fn(&Path, &RecordBatch) + Send + Sync>;
+
+/// One bulk run's handles: its cancel token and its progress sink.
+#[derive(Clone, Default)]
+pub struct BulkRun {
+    /// Trips the run: running files stop at their next chunk, files not
+    /// started are not started.
+    pub cancel: CancelToken,
+    /// Receives the run's events.
+    pub progress: Option<Arc<dyn BulkProgress>>,
+}
+
+impl std::fmt::Debug for BulkRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkRun")
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl BulkRun {
+    fn emit(&self, tally: &Tally, event: BulkEvent<'_>) {
+        if let Some(p) = &self.progress {
+            p.event(&event, &tally.snapshot());
+        }
+    }
+}
+
+/// Processes many files as one run.
+#[derive(Clone)]
+pub struct BulkProcessor {
+    settings: Settings,
+    use_optimized: bool,
+    jobs: Option<usize>,
+    hook: Option<FileChunkHook>,
+}
+
+impl std::fmt::Debug for BulkProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkProcessor")
+            .field("settings", &self.settings)
+            .field("use_optimized", &self.use_optimized)
+            .field("jobs", &self.jobs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BulkProcessor {
+    /// A bulk processor with `settings` for every file, using the optimized
+    /// processor and letting the governor decide how many files run at once.
+    pub fn new(settings: Settings) -> BulkProcessor {
+        BulkProcessor {
+            settings,
+            use_optimized: true,
+            jobs: None,
+            hook: None,
+        }
+    }
+
+    /// Chooses the optimized (`true`, the default) or the standard processor.
+    pub fn use_optimized(mut self, yes: bool) -> BulkProcessor {
+        self.use_optimized = yes;
+        self
+    }
+
+    /// Runs exactly `jobs` files at once (`--jobs`); `None` lets the
+    /// governor decide.
+    pub fn jobs(mut self, jobs: Option<usize>) -> BulkProcessor {
+        self.jobs = jobs.map(|j| j.max(1));
+        self
+    }
+
+    /// Calls `hook` with every chunk of every file before it is validated.
+    pub fn with_chunk_hook(mut self, hook: FileChunkHook) -> BulkProcessor {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The settings every file is processed with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Processes `files` in one run. Settings are checked first: a bad one is
+    /// `Err(invalid_settings)` and nothing is processed; everything that goes
+    /// wrong with a file after that is that file's entry.
+    pub fn run(&self, files: &[BulkFile], run: &BulkRun) -> Result<BulkReport, FileError> {
+        Rules::new(&self.settings)?;
+        let started = Instant::now();
+        let processor: Box<dyn FileProcessor> = if self.use_optimized {
+            Box::new(OptimizedProcessor::new(self.settings.clone()))
+        } else {
+            Box::new(StandardProcessor::new(self.settings.clone()))
+        };
+        let governor = Governor::new(&self.settings);
+        let monitor = governor.monitor(Duration::from_millis(20));
+        let plan = governor.bulk(self.jobs);
+
+        let tally = Arc::new(Tally::default());
+        let sizes: Vec<u64> = files
+            .iter()
+            .map(|f| std::fs::metadata(&f.path).map_or(0, |m| m.len()))
+            .collect();
+        tally
+            .files_total
+            .store(files.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        tally.bytes_total.store(
+            sizes.iter().sum::<u64>(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        for (index, (file, &bytes)) in files.iter().zip(&sizes).enumerate() {
+            run.emit(
+                &tally,
+                BulkEvent::Queued {
+                    index,
+                    name: &file.name,
+                    bytes,
+                },
+            );
+        }
+
+        let registry = Arc::new(Mutex::new(duplicates::Registry::new()));
+        let outcomes: Vec<Mutex<Option<FileOutcome>>> =
+            files.iter().map(|_| Mutex::new(None)).collect();
+        let slots = Slots::new(plan.slots);
+        let (tx, rx) = crossbeam_channel::bounded::<(usize, usize, RunLimits)>(plan.slots);
+        std::thread::scope(|scope| {
+            for worker in 0..plan.slots {
+                let rx = rx.clone();
+                let (processor, tally, registry, outcomes, slots, sizes) = (
+                    processor.as_ref(),
+                    &tally,
+                    &registry,
+                    &outcomes,
+                    &slots,
+                    &sizes,
+                );
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ledgerline-bulk-{worker}"))
+                    .spawn_scoped(scope, move || {
+                        for (index, held, limits) in rx {
+                            let file = &files[index];
+                            let outcome = self.one_file(
+                                processor,
+                                file,
+                                index,
+                                sizes[index],
+                                limits,
+                                run,
+                                tally,
+                                registry,
+                            );
+                            if let Ok(mut slot) = outcomes[index].lock() {
+                                *slot = Some(outcome);
+                            }
+                            slots.release(held);
+                        }
+                    });
+                if spawned.is_err() {
+                    // Fewer workers only means fewer files at once; the
+                    // slots bound the run either way.
+                    continue;
+                }
+            }
+            drop(rx);
+            // Dispatch in run order, each file once its slots are free.
+            for (index, &size) in sizes.iter().enumerate() {
+                if run.cancel.is_cancelled() {
+                    break;
+                }
+                let threaded = self.use_optimized && size >= SEQUENTIAL_BELOW;
+                let share = plan.share(threaded);
+                slots.acquire(share.slots, &run.cancel);
+                if run.cancel.is_cancelled() {
+                    slots.release(share.slots);
+                    break;
+                }
+                if tx.send((index, share.slots, share.limits)).is_err() {
+                    slots.release(share.slots);
+                    break;
+                }
+            }
+            drop(tx);
+        });
+        drop(monitor);
+
+        // Files never started (the run was cancelled) are `cancelled`.
+        let cancelled = run.cancel.is_cancelled();
+        let mut summary = SummaryBuilder::new();
+        let mut entries = Vec::with_capacity(files.len());
+        for (index, (file, slot)) in files.iter().zip(outcomes).enumerate() {
+            let outcome = slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                let outcome = Err(FileError::new(
+                    FileErrorCode::Cancelled,
+                    format!("{}: not started: the run was cancelled", file.name),
+                ));
+                FileTally::default().finish(&tally, sizes[index]);
+                run.emit(
+                    &tally,
+                    BulkEvent::Finished {
+                        index,
+                        name: &file.name,
+                        outcome: &outcome,
+                        seconds: 0.0,
+                    },
+                );
+                outcome
+            });
+            summary.add(&outcome);
+            entries.push(FileEntry {
+                path: file.name.clone(),
+                file_id: file.id.clone(),
+                outcome,
+            });
+        }
+        let registry = registry.lock().map_or_else(
+            |_| duplicates::Registry::new(),
+            |mut r| std::mem::take(&mut *r),
+        );
+        let (list, duplicates_truncated) = registry.report();
+        let duplicate_invoices = list
+            .into_iter()
+            .map(|d| DuplicateInvoice {
+                invoice_id: d.invoice_id,
+                files: d
+                    .files
+                    .iter()
+                    .map(|&i| files[i as usize].name.clone())
+                    .collect(),
+            })
+            .collect();
+        let totals = tally.snapshot();
+        let elapsed = started.elapsed().as_secs_f64();
+        let per_second = |n: u64| {
+            if elapsed > 0.0 {
+                n as f64 / elapsed
+            } else {
+                0.0
+            }
+        };
+        let metrics = BulkMetrics {
+            processor: processor.name().to_string(),
+            slots: plan.slots,
+            cores: plan.cores,
+            budget_bytes: plan.budget_bytes,
+            elapsed_seconds: elapsed,
+            files_per_second: per_second(totals.files_done),
+            rows_per_second: per_second(totals.rows_done),
+            bytes_per_second: per_second(totals.bytes_done),
+            peak_memory_bytes: governor.peak(),
+            distinct_invoices: registry.len() as u64,
+            cancelled,
+            notes: governor.decisions(),
+        };
+        run.emit(&tally, BulkEvent::RunFinished);
+        Ok(BulkReport {
+            ledgerline_bulk_report: BULK_REPORT_VERSION,
+            files: entries,
+            summary: summary.finish(),
+            duplicate_invoices,
+            duplicates_truncated,
+            metrics,
+        })
+    }
+
+    /// Processes one file: its events, its context, its outcome.
+    #[allow(clippy::too_many_arguments)]
+    fn one_file(
+        &self,
+        processor: &dyn FileProcessor,
+        file: &BulkFile,
+        index: usize,
+        size: u64,
+        limits: RunLimits,
+        run: &BulkRun,
+        tally: &Arc<Tally>,
+        registry: &Arc<Mutex<duplicates::Registry>>,
+    ) -> FileOutcome {
+        let started = Instant::now();
+        run.emit(
+            tally,
+            BulkEvent::Started {
+                index,
+                name: &file.name,
+            },
+        );
+        let file_tally = Arc::new(FileTally::default());
+        let mut ctx = RunContext::new()
+            .with_cancel(run.cancel.clone())
+            .with_limits(limits)
+            .with_invoices({
+                let registry = Arc::clone(registry);
+                Arc::new(move |ids| {
+                    if let Ok(mut r) = registry.lock() {
+                        r.add_file(index as u32, ids);
+                    }
+                })
+            });
+        if let Some(hook) = &self.hook {
+            let (hook, path) = (Arc::clone(hook), file.path.clone());
+            ctx = ctx.with_chunk_hook(Arc::new(move |batch| hook(&path, batch)));
+        }
+        {
+            let (file_tally, tally, run) =
+                (Arc::clone(&file_tally), Arc::clone(tally), run.clone());
+            ctx = ctx.with_progress(Arc::new(move |u| {
+                file_tally.advance(&tally, u.bytes, size, u.rows);
+                run.emit(
+                    &tally,
+                    BulkEvent::Advanced {
+                        index,
+                        bytes: u.bytes,
+                        rows: u.rows,
+                    },
+                );
+            }));
+        }
+        let outcome = ledgerline_session::guarded(&file.name, || {
+            processor.process_file_with(&file.path, &ctx)
+        })
+        .map_err(|e| renamed(e, &file.path, &file.name));
+        file_tally.finish(tally, size);
+        run.emit(
+            tally,
+            BulkEvent::Finished {
+                index,
+                name: &file.name,
+                outcome: &outcome,
+                seconds: started.elapsed().as_secs_f64(),
+            },
+        );
+        outcome
+    }
+}
+
+/// A file error's message naming the file by its report name rather than
+/// where it was read from (an upload's storage path is nobody's business).
+fn renamed(mut e: FileError, path: &Path, name: &str) -> FileError {
+    let shown = path.display().to_string();
+    if shown != name {
+        e.message = e.message.replace(&shown, name);
+    }
+    e
+}
