@@ -3,7 +3,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use ledgerline_core::Report;
+use ledgerline_bulk::BulkReport;
+use ledgerline_core::{CurrencyTotal, Report};
 
 /// Errors shown in the summary; `--json` lists them all.
 const SHOWN_ERRORS: usize = 10;
@@ -26,20 +27,7 @@ pub fn summary(path: &Path, r: &Report) -> String {
         "rows: {} valid, {} invalid, {} blank ({} total)  invoices: {}",
         rows.valid, rows.invalid, rows.blank, rows.total, r.invoices
     );
-    if !r.totals.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n{:<8} {:>8} {:>9} {:>20} {:>20} {:>20}",
-            "currency", "lines", "invoices", "net", "tax", "gross"
-        );
-        for t in &r.totals {
-            let _ = writeln!(
-                s,
-                "{:<8} {:>8} {:>9} {:>20} {:>20} {:>20}",
-                t.currency, t.lines, t.invoices, t.net, t.tax, t.gross
-            );
-        }
-    }
+    totals_table(&mut s, &r.totals);
     if !r.error_counts.is_empty() {
         let counts: Vec<String> = r
             .error_counts
@@ -85,6 +73,109 @@ pub fn summary(path: &Path, r: &Report) -> String {
         m.elapsed_seconds,
         m.rows_per_second,
         m.bytes_per_second / 1e6
+    );
+    s
+}
+
+/// The per-currency table, if there are totals.
+fn totals_table(s: &mut String, totals: &[CurrencyTotal]) {
+    if totals.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<8} {:>8} {:>9} {:>20} {:>20} {:>20}",
+        "currency", "lines", "invoices", "net", "tax", "gross"
+    );
+    for t in totals {
+        let _ = writeln!(
+            s,
+            "{:<8} {:>8} {:>9} {:>20} {:>20} {:>20}",
+            t.currency, t.lines, t.invoices, t.net, t.tax, t.gross
+        );
+    }
+}
+
+/// Failed files and duplicate invoices shown in the bulk summary.
+const SHOWN_FILES: usize = 10;
+
+/// The human summary of a bulk run: files by outcome, rows, totals per
+/// currency, errors by code, the first failed files with their reasons and
+/// the first duplicate invoices.
+pub fn bulk_summary(r: &BulkReport) -> String {
+    let mut s = String::new();
+    let sum = &r.summary;
+    let m = &r.metrics;
+    let _ = writeln!(
+        s,
+        "{} files: {} valid, {} with invalid rows, {} failed{}",
+        sum.files,
+        sum.valid,
+        sum.with_invalid_rows,
+        sum.failed,
+        if m.cancelled { " (cancelled)" } else { "" }
+    );
+    let rows = &sum.rows;
+    let _ = writeln!(
+        s,
+        "rows: {} valid, {} invalid, {} blank ({} total)  invoices: {} (summed over files)",
+        rows.valid, rows.invalid, rows.blank, rows.total, sum.invoices
+    );
+    totals_table(&mut s, &sum.totals);
+    if !sum.error_counts.is_empty() {
+        let counts: Vec<String> = sum
+            .error_counts
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        let _ = writeln!(s, "\nerrors: {}", counts.join(", "));
+    }
+    let failed: Vec<_> = r
+        .files
+        .iter()
+        .filter_map(|f| f.outcome.as_ref().err().map(|e| (&f.path, e)))
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "\nfailed files:");
+        for (path, e) in failed.iter().take(SHOWN_FILES) {
+            let _ = writeln!(s, "  {path}: {}: {}", e.code, e.message);
+        }
+        if failed.len() > SHOWN_FILES {
+            let _ = writeln!(s, "  … {} more (use --json)", failed.len() - SHOWN_FILES);
+        }
+    }
+    if !r.duplicate_invoices.is_empty() {
+        let _ = writeln!(
+            s,
+            "\ninvoices with valid lines in more than one file: {}{}",
+            r.duplicate_invoices.len(),
+            if r.duplicates_truncated {
+                " listed (more left out)"
+            } else {
+                ""
+            }
+        );
+        for d in r.duplicate_invoices.iter().take(SHOWN_FILES) {
+            let _ = writeln!(s, "  {}: {}", d.invoice_id, d.files.join(", "));
+        }
+        if r.duplicate_invoices.len() > SHOWN_FILES {
+            let _ = writeln!(
+                s,
+                "  … {} more (use --json)",
+                r.duplicate_invoices.len() - SHOWN_FILES
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n{} processor, {} files at once: {:.3} s, {:.0} files/s, {:.0} rows/s, {:.1} MB/s, peak {:.0} MiB",
+        m.processor,
+        m.slots,
+        m.elapsed_seconds,
+        m.files_per_second,
+        m.rows_per_second,
+        m.bytes_per_second / 1e6,
+        m.peak_memory_bytes as f64 / (1024.0 * 1024.0)
     );
     s
 }

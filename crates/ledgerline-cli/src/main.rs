@@ -7,6 +7,10 @@
 //! - `ledgerline compare FILE [settings]` — run the standard and optimized
 //!   processors, check their reports are identical (metrics aside), and
 //!   print both times and the speedup.
+//! - `ledgerline bulk INPUT… [--json] [--out-dir DIR] [--jobs N] [settings]`
+//!   — many files (directories walked) as one run under one memory budget
+//!   (SPEC §11); exit 0 every file valid, 1 some not, 2 a usage or settings
+//!   error.
 
 /// mimalloc: chunks are allocated and freed on different threads, which
 /// the system allocator handles poorly (measured with `perf`: page clearing
@@ -14,6 +18,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bulk;
 mod compare;
 mod human;
 mod rows;
@@ -46,6 +51,30 @@ enum Command {
     /// Run both processors on a file, check the reports are identical
     /// (metrics aside) and print both times and the speedup.
     Compare(CompareArgs),
+    /// Process many files (directories walked recursively) as one run under
+    /// one memory budget; a summary, or the SPEC §11 bulk report with --json.
+    Bulk(BulkArgs),
+}
+
+#[derive(Debug, Args)]
+struct BulkArgs {
+    /// Invoice files and directories.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+    /// Print the JSON bulk report instead of the human summary.
+    #[arg(long)]
+    json: bool,
+    /// Also write DIR/summary.json and DIR/<n>.json per file.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Files processed at once (default: the governor decides).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    jobs: Option<u64>,
+    /// Which processor runs: standard or optimized.
+    #[arg(long, value_name = "NAME")]
+    processor: Option<String>,
+    #[command(flatten)]
+    settings: SettingArgs,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +169,7 @@ fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Process(args) => process(args),
+        Command::Bulk(args) => bulk_command(args),
         Command::Compare(args) => match settings_from(&args.settings) {
             Ok(settings) => compare::run(&args.file, settings, args.runs),
             Err(e) => {
@@ -200,16 +230,48 @@ fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
     Ok(s)
 }
 
+/// Whether `--processor` names the optimized processor (the default).
+fn use_optimized(name: Option<&str>) -> Result<bool, FileError> {
+    match name.unwrap_or("optimized") {
+        "standard" => Ok(false),
+        "optimized" => Ok(true),
+        other => Err(FileError::settings(format!(
+            "processor: expected standard or optimized, got {other:?}"
+        ))),
+    }
+}
+
 fn processor_for(
     name: Option<&str>,
     settings: Settings,
 ) -> Result<Box<dyn FileProcessor>, FileError> {
-    match name.unwrap_or("optimized") {
-        "standard" => Ok(Box::new(StandardProcessor::new(settings))),
-        "optimized" => Ok(Box::new(OptimizedProcessor::new(settings))),
-        other => Err(FileError::settings(format!(
-            "processor: expected standard or optimized, got {other:?}"
-        ))),
+    Ok(if use_optimized(name)? {
+        Box::new(OptimizedProcessor::new(settings))
+    } else {
+        Box::new(StandardProcessor::new(settings))
+    })
+}
+
+fn bulk_command(args: BulkArgs) -> i32 {
+    let settings = settings_from(&args.settings)
+        .and_then(|s| Ok((s, use_optimized(args.processor.as_deref())?)));
+    match settings {
+        Ok((settings, use_optimized)) => bulk::run(bulk::Request {
+            inputs: args.inputs,
+            json: args.json,
+            out_dir: args.out_dir,
+            jobs: args.jobs.map(|j| j as usize),
+            use_optimized,
+            settings,
+        }),
+        Err(e) => {
+            if args.json {
+                print_json(&e.to_report_json());
+            } else {
+                eprintln!("ledgerline: {}: {}", e.code, e.message);
+            }
+            2
+        }
     }
 }
 
