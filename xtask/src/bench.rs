@@ -53,6 +53,18 @@ pub struct BenchArgs {
     /// Do not run `cargo build --release -p ledgerline-cli` first.
     #[arg(long)]
     pub no_build: bool,
+    /// Instead of the size table, the many-small-files bench: FILESxROWS
+    /// (e.g. 2000x500) — `ledgerline bulk` against one `ledgerline process`
+    /// per file and the peers' folder loop (`peer_bulk.py`).
+    #[arg(long, value_name = "FILESxROWS")]
+    pub bulk: Option<String>,
+    /// Peers for `--bulk`, comma-separated (polars, pandas, duckdb); empty
+    /// for none.
+    #[arg(long, value_delimiter = ',', default_value = "polars,pandas")]
+    pub peers: Vec<String>,
+    /// The Python with the peers' packages (see ../shared/bench-peers).
+    #[arg(long, default_value = "/tmp/ledgerline-peers-venv/bin/python")]
+    pub python: String,
 }
 
 /// The workspace root, from where this crate lives.
@@ -236,7 +248,7 @@ pub fn comparable(stdout: &[u8]) -> Result<Value> {
 }
 
 /// Removes `metrics` at the top and `message` everywhere.
-fn strip(v: &mut Value) {
+pub fn strip(v: &mut Value) {
     if let Value::Object(map) = v {
         map.remove("metrics");
         map.remove("message");
@@ -419,6 +431,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     let bin = ledgerline_bin(args.bin.as_deref(), args.no_build)?;
+    if let Some(shape) = &args.bulk {
+        let (files, rows) = crate::bulk::parse_shape(shape)?;
+        let peers: Vec<String> = args
+            .peers
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect();
+        return crate::bulk::bench(&bin, files, rows, args.runs, &peers, &args.python);
+    }
     let mut table = Vec::new();
     let mut mismatches = 0usize;
     for format in &args.formats {

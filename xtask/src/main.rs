@@ -7,7 +7,9 @@
 //! - `bench`: time the release binary, standard vs optimized, as a table
 //!   (`bench.rs`).
 //! - `memcheck`: peak resident memory per level under a threshold
-//!   (`memcheck.rs`).
+//!   (`memcheck.rs`); `--files N`: of one bulk run over N files (`bulk.rs`).
+//! - `bench --bulk FILESxROWS`: many small files, `ledgerline bulk` against
+//!   a process per file and the peers' folder loop (`bulk.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -19,6 +21,7 @@ use clap::{Parser, Subcommand};
 use xtask::{gen, xlsx};
 
 mod bench;
+mod bulk;
 mod memcheck;
 
 /// Command line of `cargo xtask`.

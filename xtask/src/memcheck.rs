@@ -33,6 +33,14 @@ pub struct MemcheckArgs {
     /// Do not run `cargo build --release -p ledgerline-cli` first.
     #[arg(long)]
     pub no_build: bool,
+    /// More than 1: one `ledgerline bulk` run over this many generated
+    /// files of `--rows` rows instead of the per-level runs on one file.
+    #[arg(long, default_value_t = 1)]
+    pub files: u64,
+    /// With `--files`: the peak (MiB) the run must stay under; default the
+    /// threshold.
+    #[arg(long)]
+    pub limit: Option<u64>,
 }
 
 /// Runs `cargo xtask memcheck`.
@@ -41,6 +49,15 @@ pub fn run(args: &MemcheckArgs) -> Result<()> {
         bail!("--threshold must be at least 1 MB");
     }
     let bin = ledgerline_bin(args.bin.as_deref(), args.no_build)?;
+    if args.files > 1 {
+        return crate::bulk::memcheck(
+            &bin,
+            args.files,
+            args.rows,
+            args.threshold,
+            args.limit.unwrap_or(args.threshold),
+        );
+    }
     let data = csv_dataset(args.rows)?;
     let path = data.path.to_string_lossy().into_owned();
     let threshold = args.threshold.to_string();
