@@ -177,6 +177,24 @@ fn rows_of_a_sheet_are_padded_from_row_one_with_spec_texts() {
 }
 
 #[test]
+fn rows_still_prints_trailing_blank_sheet_rows() {
+    // SPEC §10: `process` does not count rows 7-10 (white space and null
+    // tokens only, after the last data row), but `rows` prints up to the
+    // last row holding any value, padded to column G.
+    let rows = rows_of(
+        &fixture_dir().join("trailing_blank_rows.xlsx"),
+        &Settings::default(),
+    )
+    .unwrap();
+    let t = texts(&rows);
+    assert_eq!(t.len(), 10);
+    assert_eq!(t[6], ["   ", "", "", "", "", "", " "]);
+    assert_eq!(t[7], ["", "NA", "", "", "N/A", "", ""]);
+    assert_eq!(t[8], [""; 7]);
+    assert_eq!(t[9], ["", "", "", "n/a", "", "\u{a0}NULL ", ""]);
+}
+
+#[test]
 fn rows_of_xls_and_ods_match_the_xlsx_they_were_converted_from() {
     let dir = fixture_dir();
     let xlsx = texts(&rows_of(&dir.join("basic.xlsx"), &Settings::default()).unwrap())

@@ -16,18 +16,28 @@ use crate::{ole2_format, sniff_magic, text_layout, zip_format, Format, Magic, Te
 pub struct Detection {
     /// The format of the (decompressed) content.
     pub format: Format,
-    /// Whether the file is a gzip stream around that content.
-    pub gzip: bool,
+    /// How many gzip streams are nested around that content: 0 for none,
+    /// at most [`MAX_GZIP_LAYERS`]. Readers decompress exactly this many.
+    pub gzip_layers: u8,
     /// How to read the text: `Some` exactly when `format` is
     /// [`Format::Csv`].
     pub text: Option<TextLayout>,
 }
 
+/// The most gzip streams nested in one another that are read (SPEC §10):
+/// content that is gzip again below this many is `unsupported_format`.
+pub const MAX_GZIP_LAYERS: u8 = 4;
+
 impl Detection {
+    /// Whether the content is gzip-compressed (one layer or more).
+    pub fn is_gzip(&self) -> bool {
+        self.gzip_layers > 0
+    }
+
     /// The compression as written in reports (`source.compression`):
-    /// `Some("gzip")` or `None`.
+    /// `Some("gzip")` or `None`, however many layers.
     pub fn compression(&self) -> Option<&'static str> {
-        self.gzip.then_some("gzip")
+        self.is_gzip().then_some("gzip")
     }
 }
 
@@ -35,14 +45,17 @@ impl Detection {
 ///
 /// Reads at most [`SAMPLE_LEN`] + 1 bytes (of the decompressed content for
 /// gzip), plus the zip central directory or the OLE2 directory for
-/// containers. A gzip holding a zip or OLE2 container is decompressed into
-/// memory whole, since both formats are read from their end or by seeking.
+/// containers. Gzip whose content is gzip again is decompressed again, up
+/// to [`MAX_GZIP_LAYERS`] layers (SPEC §10). A gzip holding a zip or OLE2
+/// container is decompressed into memory whole, since both formats are
+/// read from their end or by seeking.
 ///
-/// Errors: `empty_file` for 0 bytes or a gzip that decompresses to none;
-/// `unreadable` for a corrupt gzip start, a broken container or an
-/// encrypted workbook; `unsupported_format` for binary content, a zip that
-/// holds no workbook, and a gzip inside a gzip; `io` when the operating
-/// system fails. Every message names the file (`path.display()`).
+/// Errors: `empty_file` for 0 bytes or a gzip layer that decompresses to
+/// none; `unreadable` for a corrupt gzip start (of any layer), a broken
+/// container or an encrypted workbook; `unsupported_format` for binary
+/// content, a zip that holds no workbook, and gzip nested deeper than
+/// [`MAX_GZIP_LAYERS`]; `io` when the operating system fails. Every message
+/// names the file (`path.display()`).
 ///
 /// A gzip stream corrupt only past the bytes detection reads is found by the
 /// reader, not here.
@@ -81,7 +94,7 @@ impl Detection {
     fn container(format: Format) -> Detection {
         Detection {
             format,
-            gzip: false,
+            gzip_layers: 0,
             text: None,
         }
     }
@@ -95,48 +108,57 @@ fn plain_text(head: &[u8], settings: &Settings) -> Result<Detection, FileError> 
     let sample = &head[..head.len().min(SAMPLE_LEN)];
     Ok(Detection {
         format: Format::Csv,
-        gzip: false,
+        gzip_layers: 0,
         text: Some(text_layout(sample, complete, settings)?),
     })
 }
 
-/// Detection of what a gzip stream holds.
-fn gzip<R: Read>(source: R, settings: &Settings) -> Result<Detection, FileError> {
-    let mut decoder = MultiGzDecoder::new(source);
-    let head = read_head(&mut decoder).map_err(|e| gzip_error(&e))?;
-    let detection = match sniff_magic(&head) {
-        Magic::Empty => {
-            return Err(FileError::new(
-                FileErrorCode::EmptyFile,
-                "the gzip stream decompresses to nothing",
-            ))
-        }
-        Magic::Text => plain_text(&head, settings)?,
-        // The reader opens one layer of gzip; a second is not a format it
-        // reads.
-        Magic::Gzip => {
-            return Err(FileError::new(
-                FileErrorCode::UnsupportedFormat,
-                "a gzip stream inside a gzip stream",
-            ))
-        }
-        magic @ (Magic::Zip | Magic::Ole2) => {
-            // Zip is read from its end and OLE2 by sector: both need the
-            // whole content, which a gzip stream can only give in memory.
-            let mut content = head;
-            decoder
-                .read_to_end(&mut content)
-                .map_err(|e| gzip_error(&e))?;
-            let format = if magic == Magic::Zip {
-                zip_format(Cursor::new(content))?
-            } else {
-                ole2_format(Cursor::new(content))?
-            };
-            Detection::container(format)
+/// Detection of what a gzip stream holds, opening nested gzip layers.
+///
+/// Each layer is every member of its stream, read through the layers
+/// around it. The head of a layer that turns out to be gzip is not read
+/// twice: it is put back in front of the rest of that layer's content.
+fn gzip<'a, R: Read + 'a>(source: R, settings: &Settings) -> Result<Detection, FileError> {
+    let mut content: Box<dyn Read + 'a> = Box::new(MultiGzDecoder::new(source));
+    let mut layers: u8 = 1;
+    let detection = loop {
+        let head = read_head(&mut content).map_err(|e| gzip_error(&e))?;
+        match sniff_magic(&head) {
+            Magic::Empty => {
+                return Err(FileError::new(
+                    FileErrorCode::EmptyFile,
+                    "the gzip stream decompresses to nothing",
+                ))
+            }
+            Magic::Text => break plain_text(&head, settings)?,
+            Magic::Gzip if layers >= MAX_GZIP_LAYERS => {
+                return Err(FileError::new(
+                    FileErrorCode::UnsupportedFormat,
+                    format!("gzip nested more than {MAX_GZIP_LAYERS} layers deep"),
+                ))
+            }
+            Magic::Gzip => {
+                layers += 1;
+                content = Box::new(MultiGzDecoder::new(Cursor::new(head).chain(content)));
+            }
+            magic @ (Magic::Zip | Magic::Ole2) => {
+                // Zip is read from its end and OLE2 by sector: both need the
+                // whole content, which a gzip stream can only give in memory.
+                let mut whole = head;
+                content
+                    .read_to_end(&mut whole)
+                    .map_err(|e| gzip_error(&e))?;
+                let format = if magic == Magic::Zip {
+                    zip_format(Cursor::new(whole))?
+                } else {
+                    ole2_format(Cursor::new(whole))?
+                };
+                break Detection::container(format);
+            }
         }
     };
     Ok(Detection {
-        gzip: true,
+        gzip_layers: layers,
         ..detection
     })
 }
@@ -207,7 +229,7 @@ mod tests {
     fn csv(encoding: &'static encoding_rs::Encoding, delimiter: u8) -> Detection {
         Detection {
             format: Format::Csv,
-            gzip: false,
+            gzip_layers: 0,
             text: Some(TextLayout {
                 encoding,
                 bom_len: 0,
@@ -292,7 +314,7 @@ mod tests {
         assert_eq!(
             detection,
             Detection {
-                gzip: true,
+                gzip_layers: 1,
                 ..csv(UTF_8, b'|')
             }
         );
@@ -305,7 +327,7 @@ mod tests {
         text.extend("a\tb\n1\t2\n".encode_utf16().flat_map(u16::to_le_bytes));
         let detection = detect(&gz(&text)).unwrap();
         let layout = detection.text.unwrap();
-        assert!(detection.gzip);
+        assert_eq!(detection.gzip_layers, 1);
         assert_eq!(
             (layout.encoding, layout.bom_len, layout.delimiter),
             (UTF_16LE, 2, b'\t')
@@ -354,9 +376,95 @@ mod tests {
         assert_eq!(code(&two), FileErrorCode::EmptyFile);
     }
 
+    /// `content` inside `layers` nested gzip streams.
+    fn gz_layers(content: &[u8], layers: usize) -> Vec<u8> {
+        (0..layers).fold(content.to_vec(), |inner, _| gz(&inner))
+    }
+
     #[test]
-    fn gzip_of_gzip_is_unsupported() {
-        assert_eq!(code(&gz(&gz(b"a,b\n"))), FileErrorCode::UnsupportedFormat);
+    fn gzip_of_gzip_is_read_again() {
+        for layers in 2..=usize::from(MAX_GZIP_LAYERS) {
+            let detection = detect(&gz_layers(b"id;amount\n1;2\n", layers)).unwrap();
+            assert_eq!(
+                detection,
+                Detection {
+                    gzip_layers: layers as u8,
+                    ..csv(UTF_8, b';')
+                },
+                "{layers} layers"
+            );
+            // However many layers, the report says gzip.
+            assert_eq!(detection.compression(), Some("gzip"));
+        }
+    }
+
+    #[test]
+    fn gzip_nested_four_layers_deep_holds_workbooks() {
+        let xlsx = zip_of(&[("xl/workbook.xml", b"<w/>")], true);
+        assert_eq!(
+            detect(&gz_layers(&xlsx, 4)).unwrap(),
+            Detection {
+                format: Format::Xlsx,
+                gzip_layers: 4,
+                text: None
+            }
+        );
+    }
+
+    #[test]
+    fn gzip_nested_five_layers_deep_is_unsupported() {
+        let err = detect(&gz_layers(b"a,b\n1,2\n", 5)).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::UnsupportedFormat);
+        assert!(err.message.starts_with("input.dat: "), "{}", err.message);
+        // Deeper still: the same, decided at the fifth layer.
+        assert_eq!(
+            code(&gz_layers(b"a,b\n", 7)),
+            FileErrorCode::UnsupportedFormat
+        );
+    }
+
+    #[test]
+    fn gzip_layers_are_multi_member() {
+        // The outer stream has two members whose contents, joined, are one
+        // gzip stream; that inner stream has two members of its own.
+        let mut inner = gz(b"title\n");
+        inner.extend(gz(b"a;b\n1;2\n"));
+        let cut = inner.len() / 2;
+        let mut outer = gz(&inner[..cut]);
+        outer.extend(gz(&inner[cut..]));
+        let detection = detect(&outer).unwrap();
+        assert_eq!(detection.gzip_layers, 2);
+        assert_eq!(detection.text.unwrap().delimiter, b';');
+    }
+
+    #[test]
+    fn corrupt_inner_gzip_is_unreadable() {
+        let mut inner = gz(b"a,b\n1,2\n");
+        for b in &mut inner[10..14] {
+            *b = 0xFF;
+        }
+        let err = detect(&gz(&inner)).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Unreadable);
+        assert!(err.message.starts_with("input.dat: "), "{}", err.message);
+        // A bare gzip magic number as the content of three layers.
+        assert_eq!(
+            code(&gz_layers(&[0x1F, 0x8B], 3)),
+            FileErrorCode::Unreadable
+        );
+        // An inner stream cut short.
+        let whole = gz(b"a,b\n1,2\n");
+        assert_eq!(
+            code(&gz(&whole[..whole.len() - 6])),
+            FileErrorCode::Unreadable
+        );
+    }
+
+    #[test]
+    fn empty_inner_gzip_is_empty_file() {
+        assert_eq!(code(&gz_layers(b"", 2)), FileErrorCode::EmptyFile);
+        assert_eq!(code(&gz_layers(b"", 4)), FileErrorCode::EmptyFile);
+        // Four layers around nothing are empty; five are too deep first.
+        assert_eq!(code(&gz_layers(b"", 5)), FileErrorCode::UnsupportedFormat);
     }
 
     #[test]
@@ -374,7 +482,7 @@ mod tests {
             detect(&gz(&xlsx)).unwrap(),
             Detection {
                 format: Format::Xlsx,
-                gzip: true,
+                gzip_layers: 1,
                 text: None
             }
         );
@@ -389,7 +497,7 @@ mod tests {
         let of = |entries: &[(&str, &[u8])]| detect(&zip_of(entries, false));
         let container = |format| Detection {
             format,
-            gzip: false,
+            gzip_layers: 0,
             text: None,
         };
         assert_eq!(
@@ -462,7 +570,7 @@ mod tests {
         assert_eq!(detect_path(&path, &settings).unwrap(), csv(UTF_8, b';'));
         let path = scratch("sales.csv.gz", &gz(b"a|b\n1|2\n"));
         let detection = detect_path(&path, &settings).unwrap();
-        assert!(detection.gzip);
+        assert_eq!(detection.gzip_layers, 1);
         assert_eq!(detection.text.unwrap().delimiter, b'|');
         let path = scratch("empty.csv", b"");
         let err = detect_path(&path, &settings).unwrap_err();

@@ -3,8 +3,8 @@
 //!
 //! Detection never looks at a file's name and never tries parsers in turn: it
 //! reads a bounded prefix (at most [`SAMPLE_LEN`] + 1 bytes of the file, or of
-//! its decompressed content for gzip) and, for containers, the zip central
-//! directory or the OLE2 directory.
+//! its decompressed content for gzip, nested up to [`MAX_GZIP_LAYERS`] deep)
+//! and, for containers, the zip central directory or the OLE2 directory.
 //!
 //! - [`sniff_magic`] classifies the first bytes as a [`Magic`].
 //! - [`zip_format`] and [`ole2_format`] tell the workbook [`Format`] inside a
@@ -35,6 +35,6 @@ mod magic;
 mod text;
 
 pub use container::{ole2_format, zip_format};
-pub use detect::{detect_bytes, detect_path, Detection};
+pub use detect::{detect_bytes, detect_path, Detection, MAX_GZIP_LAYERS};
 pub use magic::{sniff_magic, Format, Magic};
 pub use text::{sniff_delimiter, text_layout, TextLayout, DELIMITERS, SAMPLE_LEN};

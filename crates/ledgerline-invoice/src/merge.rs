@@ -2,8 +2,10 @@
 //!
 //! The cross-row check `invoice_inconsistent` is decided here: the first
 //! error-free row of an `invoice_id` in file order is its anchor, so chunk
-//! results must arrive in chunk order. Everything else is a sum, so merging
-//! chunks gives exactly what one pass over the file gives.
+//! results must arrive in chunk order. So is the end of a sheet: blank rows
+//! after its last non-blank row are not counted (SPEC §3 and §10), and which
+//! rows those are is only known at the end. Everything else is a sum, so
+//! merging chunks gives exactly what one pass over the file gives.
 
 use ethnum::I256;
 
@@ -52,6 +54,10 @@ pub struct Merger {
     errors: Vec<RowError>,
     anchors: Anchors,
     sums: Vec<Sums>,
+    /// Sheet blank rows merged since the last non-blank row: counted in
+    /// `counts.blank` so far, dropped if the file ends before another
+    /// non-blank row.
+    trailing_blank: u64,
 }
 
 impl Merger {
@@ -64,6 +70,7 @@ impl Merger {
             errors: Vec::new(),
             anchors: Anchors::default(),
             sums: vec![Sums::default(); Currency::COUNT],
+            trailing_blank: 0,
         }
     }
 
@@ -76,6 +83,11 @@ impl Merger {
     /// differs from the chunk's first line, are checked one by one.
     pub fn push(&mut self, chunk: ChunkResult) {
         self.counts.blank += chunk.blank;
+        if chunk.has_non_blank() {
+            self.trailing_blank = chunk.trailing_blank;
+        } else {
+            self.trailing_blank += chunk.trailing_blank;
+        }
         self.counts.invalid += chunk.invalid;
         for (total, n) in self.error_counts.iter_mut().zip(chunk.error_counts) {
             *total += n;
@@ -179,9 +191,11 @@ impl Merger {
         }
     }
 
-    /// Row counts so far.
+    /// Row counts so far, as if the file ended here: a sheet's blank rows
+    /// after its last non-blank row so far are not counted.
     pub fn counts(&self) -> RowCounts {
         let mut c = self.counts;
+        c.blank = c.blank.saturating_sub(self.trailing_blank);
         c.total = c.valid + c.invalid;
         c
     }
@@ -235,6 +249,168 @@ impl Merger {
             errors_truncated,
             warnings,
             metrics,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ledgerline_core::{DateOrder, RecordBatch, RecordStatus, Settings};
+
+    use super::*;
+    use crate::{Columns, Rules, Validator};
+
+    const HEADER: [&str; 6] = [
+        "invoice_id",
+        "invoice_date",
+        "customer_id",
+        "quantity",
+        "unit_price",
+        "currency",
+    ];
+
+    /// Sheet rows 2–9 after the header on row 1, as the unpadded Excel
+    /// reader gives them: each ends at its last cell holding a value.
+    fn sheet_rows() -> Vec<(u64, Vec<&'static str>)> {
+        vec![
+            (2, vec!["INV-1", "2024-01-15", "C1", "2", "10.50", "EUR"]),
+            // Blank by the test of SPEC §3, between data rows: counted.
+            (3, vec!["  ", "NA"]),
+            // The last non-blank row; invalid (zero_quantity) still counts.
+            (4, vec!["INV-2", "2024-01-16", "C2", "0", "3", "USD"]),
+            // After it: white space and null tokens only, not counted.
+            (5, vec!["   "]),
+            (6, vec!["NA", "", "n/a"]),
+            (7, vec![]),
+            (8, vec!["N/A", " \u{3000}", "#N/A", "null"]),
+            (9, vec!["\t"]),
+        ]
+    }
+
+    fn batch(rows: &[(u64, Vec<&str>)]) -> RecordBatch {
+        let mut b = RecordBatch::new();
+        for (row, fields) in rows {
+            for f in fields {
+                b.push_field(f.as_bytes());
+            }
+            b.finish_record(*row, RecordStatus::Ok);
+        }
+        b
+    }
+
+    /// Every way to cut `n` rows into consecutive non-empty chunks, as the
+    /// chunk lengths.
+    fn partitions(n: usize) -> Vec<Vec<usize>> {
+        (0u32..1 << (n - 1))
+            .map(|cuts| {
+                let mut lens = vec![1];
+                for i in 0..n - 1 {
+                    if cuts & (1 << i) != 0 {
+                        lens.push(1);
+                    } else if let Some(last) = lens.last_mut() {
+                        *last += 1;
+                    }
+                }
+                lens
+            })
+            .collect()
+    }
+
+    /// The report's counts and errors for `rows` validated in chunks of
+    /// `lens` rows; `csv` as the processors pass it to [`Validator::new`].
+    fn merged(
+        rows: &[(u64, Vec<&str>)],
+        lens: &[usize],
+        csv: bool,
+    ) -> (RowCounts, RowCounts, Vec<(u64, ErrorCode)>) {
+        let rules = Rules::new(&Settings::default()).unwrap();
+        let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
+        let columns = Columns::resolve(&header, &rules, "t").unwrap();
+        let validator = Validator::new(&rules, &columns, DateOrder::Mdy, false, csv);
+        let mut merger = Merger::new(rules.max_errors);
+        let mut at = 0;
+        for &len in lens {
+            merger.push(validator.validate(&batch(&rows[at..at + len])));
+            at += len;
+        }
+        assert_eq!(at, rows.len());
+        let so_far = merger.counts();
+        let source = Source {
+            format: if csv { "csv" } else { "xlsx" }.to_string(),
+            compression: None,
+            sheet: None,
+            encoding: None,
+            delimiter: None,
+            date_order: "mdy".to_string(),
+        };
+        let report = merger.finish(source, Vec::new(), Metrics::default());
+        let errors = report.errors.iter().map(|e| (e.row, e.code)).collect();
+        (so_far, report.rows, errors)
+    }
+
+    #[test]
+    fn trailing_blank_sheet_rows_are_not_counted() {
+        let rows = sheet_rows();
+        let (so_far, counts, errors) = merged(&rows, &[rows.len()], false);
+        let want = RowCounts {
+            total: 2,
+            valid: 1,
+            invalid: 1,
+            blank: 1,
+        };
+        assert_eq!(counts, want);
+        assert_eq!(so_far, want, "counts() agrees with the report");
+        assert_eq!(errors, [(4, ErrorCode::ZeroQuantity)]);
+    }
+
+    #[test]
+    fn trailing_blank_lines_of_csv_still_count() {
+        // The same records as CSV: every blank line counts (SPEC §3 drops
+        // only Excel rows).
+        let rows = sheet_rows();
+        let (_, counts, _) = merged(&rows, &[rows.len()], true);
+        assert_eq!((counts.total, counts.blank), (2, 6));
+    }
+
+    #[test]
+    fn trailing_blank_rows_are_chunk_size_independent() {
+        let rows = sheet_rows();
+        for csv in [false, true] {
+            let whole = merged(&rows, &[rows.len()], csv);
+            for lens in partitions(rows.len()) {
+                assert_eq!(
+                    merged(&rows, &lens, csv),
+                    whole,
+                    "chunks {lens:?}, csv {csv}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_sheet_of_only_blank_rows_after_the_header_counts_none() {
+        let rows: Vec<(u64, Vec<&str>)> = vec![(2, vec![" "]), (3, vec!["NA"]), (4, vec![])];
+        for lens in partitions(rows.len()) {
+            let (so_far, counts, _) = merged(&rows, &lens, false);
+            assert_eq!(counts, RowCounts::default(), "chunks {lens:?}");
+            assert_eq!(so_far, counts);
+        }
+    }
+
+    #[test]
+    fn blank_rows_before_a_later_data_row_count_again() {
+        // A run of blank rows that spans chunks counts in full once a data
+        // row follows it, wherever the chunks are cut.
+        let mut rows = sheet_rows();
+        rows.push((10, vec!["INV-3", "2024-01-17", "C3", "1", "1", "EUR"]));
+        rows.push((11, vec!["", " "]));
+        for lens in partitions(rows.len()) {
+            let (_, counts, _) = merged(&rows, &lens, false);
+            assert_eq!(
+                (counts.valid, counts.invalid, counts.blank),
+                (2, 1, 6),
+                "chunks {lens:?}"
+            );
         }
     }
 }

@@ -84,6 +84,13 @@ pub struct Group {
 pub struct ChunkResult {
     /// Blank rows.
     pub blank: u64,
+    /// For a sheet: the blank rows after the chunk's last non-blank row
+    /// (all of them when it has none). Whether they count is only known
+    /// once later chunks are seen: SPEC §3 counts no sheet row after the
+    /// last non-blank one, so [`crate::merge::Merger`] drops the run of
+    /// blank rows still open at the end of the file. Always 0 for CSV,
+    /// whose blank lines all count.
+    pub trailing_blank: u64,
     /// Rows with at least one error of their own.
     pub invalid: u64,
     /// Errors by code, indexed like [`ErrorCode::ALL`].
@@ -100,6 +107,11 @@ pub struct ChunkResult {
 }
 
 impl ChunkResult {
+    /// Whether the chunk holds a non-blank row (valid or invalid).
+    pub fn has_non_blank(&self) -> bool {
+        self.invalid > 0 || !self.candidates.is_empty()
+    }
+
     /// Adds `delta` to every row number: for chunks parsed with rows
     /// relative to their own start.
     pub fn shift_rows(&mut self, delta: u64) {
@@ -190,7 +202,9 @@ struct Value<'r> {
 impl<'a> Validator<'a> {
     /// A validator for a file whose header gave `columns`; `order` is the
     /// resolved date order (`Dmy` or `Mdy`); `date1904` is the workbook's
-    /// date system; `check_field_count` is true for CSV (`ragged_row`).
+    /// date system; `check_field_count` is true for CSV (`ragged_row`) and
+    /// false for a sheet, whose trailing blank rows are then tracked
+    /// ([`ChunkResult::trailing_blank`]).
     pub fn new(
         rules: &'a Rules,
         columns: &'a Columns,
@@ -217,9 +231,16 @@ impl<'a> Validator<'a> {
         for record in batch.iter() {
             row_errors.clear();
             match self.check_record(&record, &mut row_errors, &mut out) {
-                Outcome::Blank => out.blank += 1,
-                Outcome::Valid => {}
+                Outcome::Blank => {
+                    out.blank += 1;
+                    // Only a sheet leaves out its trailing blank rows.
+                    if !self.check_field_count {
+                        out.trailing_blank += 1;
+                    }
+                }
+                Outcome::Valid => out.trailing_blank = 0,
                 Outcome::Invalid => {
+                    out.trailing_blank = 0;
                     out.invalid += 1;
                     for e in row_errors.drain(..) {
                         out.error_counts[code_index(e.code)] += 1;

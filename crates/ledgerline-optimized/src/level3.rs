@@ -35,7 +35,7 @@ pub(crate) fn plain_csv(
     settings: &ledgerline_core::Settings,
 ) -> Result<Option<(u8, usize)>, FileError> {
     let detection = ledgerline_detect::detect_path(path, settings)?;
-    match (&detection.format, detection.gzip, &detection.text) {
+    match (&detection.format, detection.is_gzip(), &detection.text) {
         (Format::Csv, false, Some(text)) if text.encoding == encoding_rs::UTF_8 => {
             Ok(Some((text.delimiter, text.bom_len)))
         }

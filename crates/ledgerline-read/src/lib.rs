@@ -55,7 +55,7 @@ pub use parser::{CsvRangeParser, Parsed};
 pub struct SourceInfo {
     /// The detected format.
     pub format: Format,
-    /// Whether the file was gzip-compressed.
+    /// Whether the file was gzip-compressed (one layer or more).
     pub gzip: bool,
     /// The sheet read (Excel only; `None` for CSV).
     pub sheet: Option<String>,
@@ -142,10 +142,15 @@ fn open_path_as(
     let detection = ledgerline_detect::detect_path(path, settings)?;
     let name = path.display().to_string();
     if detection.format != Format::Csv {
-        let source = if detection.gzip {
+        let source = if detection.is_gzip() {
             let file = File::open(path)
                 .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-            excel::Source::Bytes(gunzip_bounded(&name, file, settings)?)
+            excel::Source::Bytes(gunzip_bounded(
+                &name,
+                Box::new(file),
+                detection.gzip_layers,
+                settings,
+            )?)
         } else {
             excel::Source::Path(path.to_path_buf())
         };
@@ -153,7 +158,7 @@ fn open_path_as(
             &name,
             source,
             detection.format,
-            detection.gzip,
+            detection.is_gzip(),
             settings,
             layout,
         );
@@ -161,7 +166,7 @@ fn open_path_as(
     let layout = csv_layout(&detection)?;
     let file =
         File::open(path).map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-    open_csv(&name, Box::new(file), detection.gzip, &layout)
+    open_csv(&name, Box::new(file), detection.gzip_layers, &layout)
 }
 
 /// Opens everything `reader` yields, as [`open_path`] opens a file; `name`
@@ -190,37 +195,48 @@ pub fn open_bytes(
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let detection = ledgerline_detect::detect_bytes(name, &bytes, settings)?;
     if detection.format != Format::Csv {
-        if detection.gzip {
-            bytes = gunzip_bounded(name, Cursor::new(bytes), settings)?;
+        if detection.is_gzip() {
+            bytes = gunzip_bounded(
+                name,
+                Box::new(Cursor::new(bytes)),
+                detection.gzip_layers,
+                settings,
+            )?;
         }
         let source = excel::Source::Bytes(bytes);
         return excel::open_excel_with(
             name,
             source,
             detection.format,
-            detection.gzip,
+            detection.is_gzip(),
             settings,
             SheetLayout::Unpadded,
         );
     }
     let layout = csv_layout(&detection)?;
-    open_csv(name, Box::new(Cursor::new(bytes)), detection.gzip, &layout)
+    open_csv(
+        name,
+        Box::new(Cursor::new(bytes)),
+        detection.gzip_layers,
+        &layout,
+    )
 }
 
-/// Opens a CSV reader over `raw`, the file's bytes (gzip-compressed when
-/// `gzip`), read with `layout`: its byte order mark skipped, its encoding
-/// transcoded to UTF-8, its delimiter. `name` stands for the file in
-/// messages.
+/// Opens a CSV reader over `raw`, the file's bytes inside `gzip_layers`
+/// nested gzip streams (0 for none; [`Detection::gzip_layers`]), read with
+/// `layout`: its byte order mark skipped, its encoding transcoded to UTF-8,
+/// its delimiter. `name` stands for the file in messages.
 pub fn open_csv(
     name: &str,
     raw: Box<dyn Read + Send>,
-    gzip: bool,
+    gzip_layers: u8,
     layout: &TextLayout,
 ) -> Result<Box<dyn RecordReader>, FileError> {
-    let (text, bytes_read) = stream::text_stream(name, raw, gzip, layout.bom_len, layout.encoding)?;
+    let (text, bytes_read) =
+        stream::text_stream(name, raw, gzip_layers, layout.bom_len, layout.encoding)?;
     Ok(Box::new(csv::CsvReader::new(
         name,
-        SourceInfo::csv(gzip, layout),
+        SourceInfo::csv(gzip_layers > 0, layout),
         layout.delimiter,
         text,
         bytes_read,
@@ -238,19 +254,27 @@ fn csv_layout(detection: &Detection) -> Result<TextLayout, FileError> {
     })
 }
 
-/// Decompresses a gzip-wrapped workbook into memory, refusing more than
-/// the memory budget allows (a workbook is read with random access, so it
-/// cannot be streamed from gzip).
-fn gunzip_bounded(name: &str, raw: impl Read, settings: &Settings) -> Result<Vec<u8>, FileError> {
+/// Decompresses a workbook inside `layers` nested gzip streams into
+/// memory, refusing more than the memory budget allows (a workbook is read
+/// with random access, so it cannot be streamed from gzip).
+fn gunzip_bounded(
+    name: &str,
+    raw: Box<dyn Read + Send>,
+    layers: u8,
+    settings: &Settings,
+) -> Result<Vec<u8>, FileError> {
     let limit = settings.memory_threshold_mb.saturating_mul(1 << 20) / 2;
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(raw)
+    stream::gunzip_layers(raw, layers)
         .take(limit.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| {
+            // As before nesting: any failure here is `unreadable` (detection
+            // has just read the whole file without an operating-system
+            // failure); `read_error` only words the message.
             FileError::new(
                 FileErrorCode::Unreadable,
-                format!("{name}: corrupt gzip data: {e}"),
+                stream::read_error(name, &e).message,
             )
         })?;
     if out.len() as u64 > limit {

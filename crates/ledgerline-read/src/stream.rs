@@ -30,18 +30,35 @@ struct Gunzip<R: Read>(MultiGzDecoder<R>);
 
 impl<R: Read> Read for Gunzip<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf).map_err(|e| match e.kind() {
-            // flate2 reports a bad header or deflate data as InvalidInput or
-            // InvalidData and a truncated stream as UnexpectedEof; failures
-            // of the file underneath keep their own kinds.
-            io::ErrorKind::InvalidData
-            | io::ErrorKind::InvalidInput
-            | io::ErrorKind::UnexpectedEof => {
-                io::Error::new(io::ErrorKind::InvalidData, Corrupt(e.to_string()))
+        self.0.read(buf).map_err(|e| {
+            if is_corrupt(&e) {
+                // Already tagged by an inner layer.
+                return e;
             }
-            _ => e,
+            match e.kind() {
+                // flate2 reports a bad header or deflate data as InvalidInput
+                // or InvalidData and a truncated stream as UnexpectedEof;
+                // failures of the file underneath keep their own kinds.
+                io::ErrorKind::InvalidData
+                | io::ErrorKind::InvalidInput
+                | io::ErrorKind::UnexpectedEof => {
+                    io::Error::new(io::ErrorKind::InvalidData, Corrupt(e.to_string()))
+                }
+                _ => e,
+            }
         })
     }
+}
+
+fn is_corrupt(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Corrupt>())
+}
+
+/// The content of `raw` inside `layers` nested gzip streams (SPEC §10),
+/// every layer read to the end of all its members; `raw` itself when
+/// `layers` is 0. Decoding failures of any layer are tagged [`Corrupt`].
+pub(crate) fn gunzip_layers(raw: Box<dyn Read + Send>, layers: u8) -> Box<dyn Read + Send> {
+    (0..layers).fold(raw, |inner, _| Box::new(Gunzip(MultiGzDecoder::new(inner))))
 }
 
 /// Counts the bytes read through it into a shared counter.
@@ -71,24 +88,19 @@ pub(crate) fn read_error(name: &str, err: &io::Error) -> FileError {
 }
 
 /// Builds the UTF-8 stream a CSV parser reads from the raw bytes of a file:
-/// gunzipped when `gzip`, the first `bom_len` bytes skipped, transcoded
-/// unless `encoding` is UTF-8. Returns the stream and the counter of
-/// decompressed bytes read so far.
+/// `gzip_layers` gzip layers opened, the first `bom_len` bytes skipped,
+/// transcoded unless `encoding` is UTF-8. Returns the stream and the counter
+/// of decompressed bytes read so far.
 pub(crate) fn text_stream(
     name: &str,
     raw: Box<dyn Read + Send>,
-    gzip: bool,
+    gzip_layers: u8,
     bom_len: usize,
     encoding: &'static encoding_rs::Encoding,
 ) -> Result<(Box<dyn Read + Send>, Arc<AtomicU64>), FileError> {
     let count = Arc::new(AtomicU64::new(0));
-    let plain: Box<dyn Read + Send> = if gzip {
-        Box::new(Gunzip(MultiGzDecoder::new(raw)))
-    } else {
-        raw
-    };
     let mut counted = Counted {
-        inner: plain,
+        inner: gunzip_layers(raw, gzip_layers),
         count: Arc::clone(&count),
     };
     if bom_len > 0 {
@@ -124,11 +136,11 @@ mod tests {
         out
     }
 
-    fn read_all(bytes: Vec<u8>, gzip: bool, bom: usize) -> Result<(Vec<u8>, u64), FileError> {
+    fn read_all(bytes: Vec<u8>, layers: u8, bom: usize) -> Result<(Vec<u8>, u64), FileError> {
         let (mut s, count) = text_stream(
             "f.csv.gz",
             Box::new(io::Cursor::new(bytes)),
-            gzip,
+            layers,
             bom,
             encoding_rs::UTF_8,
         )?;
@@ -140,7 +152,7 @@ mod tests {
 
     #[test]
     fn every_gzip_member_is_read() {
-        let (out, n) = read_all(gzip(&[b"\xEF\xBB\xBFa,b\n", b"1,2\n"]), true, 3).unwrap();
+        let (out, n) = read_all(gzip(&[b"\xEF\xBB\xBFa,b\n", b"1,2\n"]), 1, 3).unwrap();
         assert_eq!(out, b"a,b\n1,2\n");
         assert_eq!(n, 11);
     }
@@ -151,12 +163,48 @@ mod tests {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xFF;
         bytes[mid + 1] ^= 0xFF;
-        let err = read_all(bytes.clone(), true, 0).unwrap_err();
+        let err = read_all(bytes.clone(), 1, 0).unwrap_err();
         assert_eq!(err.code, FileErrorCode::Unreadable);
         assert!(err.message.contains("f.csv.gz"), "{}", err.message);
         // Truncated, too.
         let whole = gzip(&[&b"a,b\n1,2\n".repeat(1000)]);
-        let err = read_all(whole[..whole.len() - 10].to_vec(), true, 0).unwrap_err();
+        let err = read_all(whole[..whole.len() - 10].to_vec(), 1, 0).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Unreadable);
+    }
+
+    #[test]
+    fn nested_gzip_layers_are_all_opened() {
+        // Four layers, each of two members, the inner ones split mid-line.
+        let mut bytes = b"\xEF\xBB\xBFa,b\n".to_vec();
+        bytes.extend(b"1,2\n".repeat(500));
+        let plain = bytes[3..].to_vec();
+        for _ in 0..4 {
+            let cut = bytes.len() / 3;
+            bytes = gzip(&[&bytes[..cut], &bytes[cut..]]);
+        }
+        let (out, n) = read_all(bytes, 4, 3).unwrap();
+        assert_eq!(out, plain);
+        assert_eq!(n, plain.len() as u64 + 3);
+    }
+
+    #[test]
+    fn corrupt_inner_layer_is_unreadable() {
+        let mut inner = gzip(&[&b"a,b\n1,2\n".repeat(1000)]);
+        let mid = inner.len() / 2;
+        inner[mid] ^= 0xFF;
+        inner[mid + 1] ^= 0xFF;
+        let err = read_all(gzip(&[&gzip(&[&inner])]), 3, 0).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Unreadable);
+        // Tagged once, by the layer that broke.
+        assert_eq!(
+            err.message.matches("corrupt gzip data").count(),
+            1,
+            "{}",
+            err.message
+        );
+        // An inner layer cut short.
+        let whole = gzip(&[&b"a,b\n1,2\n".repeat(1000)]);
+        let err = read_all(gzip(&[&whole[..whole.len() - 10]]), 2, 0).unwrap_err();
         assert_eq!(err.code, FileErrorCode::Unreadable);
     }
 
@@ -168,7 +216,7 @@ mod tests {
                 Err(io::Error::other("disk on fire"))
             }
         }
-        let (mut s, _) = text_stream("x", Box::new(Failing), false, 0, encoding_rs::UTF_8).unwrap();
+        let (mut s, _) = text_stream("x", Box::new(Failing), 0, 0, encoding_rs::UTF_8).unwrap();
         let err = read_error("x", &s.read(&mut [0; 8]).unwrap_err());
         assert_eq!(err.code, FileErrorCode::Io);
         assert!(err.message.contains("disk on fire"));

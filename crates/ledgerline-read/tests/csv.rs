@@ -50,11 +50,11 @@ fn drain(reader: &mut dyn RecordReader, max: usize) -> Vec<Row> {
     out
 }
 
-fn read_with(bytes: &[u8], gzip: bool, layout: &TextLayout, max: usize) -> Vec<Row> {
+fn read_with(bytes: &[u8], gzip_layers: u8, layout: &TextLayout, max: usize) -> Vec<Row> {
     let mut reader = open_csv(
         "test.csv",
         Box::new(Cursor::new(bytes.to_vec())),
-        gzip,
+        gzip_layers,
         layout,
     )
     .unwrap();
@@ -62,7 +62,7 @@ fn read_with(bytes: &[u8], gzip: bool, layout: &TextLayout, max: usize) -> Vec<R
 }
 
 fn read(bytes: &[u8]) -> Vec<Row> {
-    read_with(bytes, false, &utf8(), 1000)
+    read_with(bytes, 0, &utf8(), 1000)
 }
 
 fn ok(row: u64, fields: &[&str]) -> Row {
@@ -165,12 +165,7 @@ fn unterminated_quote_ends_the_file() {
 #[test]
 fn utf8_byte_order_mark_is_skipped() {
     assert_eq!(
-        read_with(
-            b"\xEF\xBB\xBFa,b\n",
-            false,
-            &layout(encoding_rs::UTF_8, 3),
-            10
-        ),
+        read_with(b"\xEF\xBB\xBFa,b\n", 0, &layout(encoding_rs::UTF_8, 3), 10),
         [ok(1, &["a", "b"])]
     );
 }
@@ -219,7 +214,7 @@ fn utf16_with_byte_order_mark() {
     assert_eq!(
         read_with(
             &utf16(text, false),
-            false,
+            0,
             &layout(encoding_rs::UTF_16LE, 2),
             100
         ),
@@ -228,7 +223,7 @@ fn utf16_with_byte_order_mark() {
     assert_eq!(
         read_with(
             &utf16(text, true),
-            false,
+            0,
             &layout(encoding_rs::UTF_16BE, 2),
             100
         ),
@@ -241,7 +236,7 @@ fn unpaired_surrogate_marks_exactly_its_record() {
     let mut bytes = utf16("h\n1\n", false);
     bytes.extend([0x00, 0xD8]); // a high surrogate with no low one
     bytes.extend(utf16("x\n3\n", false).split_off(2));
-    let got = read_with(&bytes, false, &layout(encoding_rs::UTF_16LE, 2), 100);
+    let got = read_with(&bytes, 0, &layout(encoding_rs::UTF_16LE, 2), 100);
     let statuses: Vec<_> = got.iter().map(|r| (r.0, r.1)).collect();
     assert_eq!(
         statuses,
@@ -258,7 +253,7 @@ fn unpaired_surrogate_marks_exactly_its_record() {
 fn windows_1252_is_transcoded() {
     let got = read_with(
         b"amount,cur\n\x80 5,caf\xE9\n",
-        false,
+        0,
         &layout(encoding_rs::WINDOWS_1252, 0),
         100,
     );
@@ -268,7 +263,7 @@ fn windows_1252_is_transcoded() {
 #[test]
 fn gzip_reads_every_member() {
     let bytes = gzip_members(&[b"a,b\n1,", b"2\n\n3,4\n"]);
-    let mut reader = open_csv("t.csv.gz", Box::new(Cursor::new(bytes)), true, &utf8()).unwrap();
+    let mut reader = open_csv("t.csv.gz", Box::new(Cursor::new(bytes)), 1, &utf8()).unwrap();
     assert!(reader.info().gzip);
     assert_eq!(
         drain(reader.as_mut(), 100),
@@ -289,8 +284,7 @@ fn corrupt_gzip_is_unreadable() {
     for b in &mut bytes[mid..mid + 8] {
         *b ^= 0x5A;
     }
-    let mut reader =
-        open_csv("broken.csv.gz", Box::new(Cursor::new(bytes)), true, &utf8()).unwrap();
+    let mut reader = open_csv("broken.csv.gz", Box::new(Cursor::new(bytes)), 1, &utf8()).unwrap();
     let mut batch = RecordBatch::new();
     let err = loop {
         match reader.read_batch(&mut batch, 5000) {
@@ -308,11 +302,11 @@ const SAMPLE: &[u8] = b"\nid,text\r\n1,\"multi\r\nline\"\r\n\r\n\r\n2,\"ab\"cd\r
 
 #[test]
 fn batch_limits_do_not_change_records() {
-    let whole = read_with(SAMPLE, false, &utf8(), 10_000);
+    let whole = read_with(SAMPLE, 0, &utf8(), 10_000);
     assert_eq!(rows_of(&whole), [1, 2, 3, 5, 6, 7, 8, 9, 10, 11]);
     assert_eq!(whole[9].1, RecordStatus::UnterminatedQuote);
     for max in [0, 1, 2, 7] {
-        assert_eq!(read_with(SAMPLE, false, &utf8(), max), whole, "max {max}");
+        assert_eq!(read_with(SAMPLE, 0, &utf8(), max), whole, "max {max}");
     }
 }
 
@@ -354,18 +348,12 @@ fn big_file() -> (Vec<u8>, Vec<Row>) {
 #[test]
 fn quoted_field_across_read_blocks() {
     let (bytes, want) = big_file();
-    let mut reader = open_csv(
-        "big.csv",
-        Box::new(Cursor::new(bytes.clone())),
-        false,
-        &utf8(),
-    )
-    .unwrap();
+    let mut reader = open_csv("big.csv", Box::new(Cursor::new(bytes.clone())), 0, &utf8()).unwrap();
     assert_eq!(drain(reader.as_mut(), 5000), want);
     assert_eq!(reader.bytes_read(), bytes.len() as u64);
-    assert_eq!(read_with(&bytes, false, &utf8(), 7), want);
+    assert_eq!(read_with(&bytes, 0, &utf8(), 7), want);
     let gz = gzip_members(&[&bytes[..100_000], &bytes[100_000..]]);
-    assert_eq!(read_with(&gz, true, &utf8(), 4096), want);
+    assert_eq!(read_with(&gz, 1, &utf8(), 4096), want);
 }
 
 #[test]
@@ -401,4 +389,78 @@ fn open_reader_and_open_path_detect() {
         &Settings::default(),
     );
     assert!(missing.is_err());
+}
+
+/// `content` inside `layers` nested gzip streams, each of one member.
+fn gzip_layers(content: &[u8], layers: usize) -> Vec<u8> {
+    (0..layers).fold(content.to_vec(), |inner, _| gzip_members(&[&inner]))
+}
+
+#[test]
+fn nested_gzip_is_opened_as_deep_as_detected() {
+    let text = b"a;b\r\n1;2\r\n\r\n3;4\r\n";
+    let want = [
+        ok(1, &["a", "b"]),
+        ok(2, &["1", "2"]),
+        ok(3, &[""]),
+        ok(4, &["3", "4"]),
+    ];
+    for layers in 1..=4 {
+        let bytes = gzip_layers(text, layers);
+        let mut reader = open_reader(
+            "nested.csv.gz",
+            Box::new(Cursor::new(bytes.clone())),
+            &Settings::default(),
+        )
+        .unwrap();
+        assert!(reader.info().gzip);
+        assert_eq!(reader.info().delimiter, Some(b';'));
+        assert_eq!(drain(reader.as_mut(), 3), want, "{layers} layers");
+        assert_eq!(reader.bytes_read(), text.len() as u64);
+
+        let path = std::env::temp_dir().join(format!(
+            "ledgerline-read-nested{layers}-{}.csv.gz",
+            std::process::id()
+        ));
+        std::fs::write(&path, &bytes).unwrap();
+        let got = open_path(&path, &Settings::default()).map(|mut r| drain(r.as_mut(), 2));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got.unwrap(), want, "{layers} layers from a path");
+    }
+    let too_deep = open_reader(
+        "deep.csv.gz",
+        Box::new(Cursor::new(gzip_layers(text, 5))),
+        &Settings::default(),
+    );
+    assert_eq!(
+        too_deep.err().map(|e| e.code),
+        Some(FileErrorCode::UnsupportedFormat)
+    );
+}
+
+#[test]
+fn corrupt_inner_gzip_past_the_sample_is_unreadable() {
+    // The inner layer is broken far past the 64 KiB detection reads, so
+    // only the reader finds it.
+    let mut inner = gzip_members(&[&b"a,b\n1,2\n".repeat(200_000)]);
+    let mid = inner.len() / 2;
+    for b in &mut inner[mid..mid + 8] {
+        *b ^= 0x5A;
+    }
+    let mut reader = open_reader(
+        "broken.csv.gz",
+        Box::new(Cursor::new(gzip_layers(&inner, 2))),
+        &Settings::default(),
+    )
+    .unwrap();
+    let mut batch = RecordBatch::new();
+    let err = loop {
+        match reader.read_batch(&mut batch, 5000) {
+            Ok(0) => panic!("corruption went unnoticed"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code, FileErrorCode::Unreadable);
+    assert!(err.message.contains("broken.csv.gz"), "{}", err.message);
 }
