@@ -463,7 +463,7 @@ fn cancellation_keeps_finished_reports_and_says_which() {
         .iter()
         .filter(|f| matches!(&f.outcome, Err(e) if e.code == FileErrorCode::Cancelled))
         .count();
-    assert!(ok >= 5 && ok < 40, "{ok} finished");
+    assert!((5..40).contains(&ok), "{ok} finished");
     assert_eq!(ok + cancelled, 40);
     // Finished files keep their complete reports.
     let alone = StandardProcessor::new(Settings::default());
