@@ -8,6 +8,8 @@
 //!   (`bench.rs`).
 //! - `memcheck`: peak resident memory per level under a threshold
 //!   (`memcheck.rs`); `--files N`: of one bulk run over N files (`bulk.rs`).
+//! - `fuzz [--seconds N] [TARGET…]`: the cargo-fuzz targets of `fuzz/`
+//!   (`fuzz.rs`).
 //! - `bench --bulk FILESxROWS`: many small files, `ledgerline bulk` against
 //!   a process per file and the peers' folder loop (`bulk.rs`).
 
@@ -22,6 +24,7 @@ use xtask::{gen, xlsx};
 
 mod bench;
 mod bulk;
+mod fuzz;
 mod memcheck;
 
 /// Command line of `cargo xtask`.
@@ -44,6 +47,9 @@ enum Task {
     /// Check that peak resident memory stays under `--memory-threshold` at
     /// every optimization level on a large generated file.
     Memcheck(memcheck::MemcheckArgs),
+    /// Run the cargo-fuzz targets in fuzz/ (nightly), each for --seconds,
+    /// seeded from the fixtures; fails on any finding.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -72,6 +78,7 @@ fn main() -> Result<()> {
         Task::Gen(args) => run_gen(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Memcheck(args) => memcheck::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
     }
 }
 
