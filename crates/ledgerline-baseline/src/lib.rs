@@ -27,7 +27,7 @@ use std::time::Instant;
 use ledgerline_core::{FileError, FileProcessor, Report, RunContext, Settings};
 use ledgerline_invoice::Rules;
 use ledgerline_read::RecordReader;
-use ledgerline_session::{check_cancel, guarded, open_dyn_reader, run_sequential, Session};
+use ledgerline_session::{check_cancel, guarded, open_reader_input, run_sequential, Session};
 
 /// The standard (sequential) processor.
 #[derive(Clone, Debug, Default)]
@@ -91,11 +91,8 @@ impl FileProcessor for StandardProcessor {
         run: &RunContext,
     ) -> Result<Report, FileError> {
         guarded(name, || {
-            let started = Instant::now();
-            let rules = Rules::new(&self.settings)?;
-            check_cancel(name, run, 0)?;
-            let (reader, _) = open_dyn_reader(name, reader, &self.settings)?;
-            self.run(rules, name, reader, run, started)
+            let o = open_reader_input(name, reader, &self.settings, run)?;
+            self.run(o.rules, name, o.reader, run, o.started)
         })
     }
 }

@@ -329,13 +329,7 @@ impl BulkProcessor {
             .collect();
         let totals = tally.snapshot();
         let elapsed = started.elapsed().as_secs_f64();
-        let per_second = |n: u64| {
-            if elapsed > 0.0 {
-                n as f64 / elapsed
-            } else {
-                0.0
-            }
-        };
+        let per_second = |n: u64| ledgerline_session::per_second(n, elapsed);
         let metrics = BulkMetrics {
             processor: processor.name().to_string(),
             slots: plan.slots,

@@ -29,12 +29,7 @@ pub fn summary(path: &Path, r: &Report) -> String {
     );
     totals_table(&mut s, &r.totals);
     if !r.error_counts.is_empty() {
-        let counts: Vec<String> = r
-            .error_counts
-            .iter()
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
-        let _ = writeln!(s, "\nerrors: {}", counts.join(", "));
+        error_counts(&mut s, r.error_counts.iter().map(|(c, n)| (c.as_str(), *n)));
         for e in r.errors.iter().take(SHOWN_ERRORS) {
             let column = e.column.unwrap_or("-");
             let value = e
@@ -75,6 +70,12 @@ pub fn summary(path: &Path, r: &Report) -> String {
         m.bytes_per_second / 1e6
     );
     s
+}
+
+/// "errors: code n, code n, …".
+fn error_counts<'a>(s: &mut String, counts: impl Iterator<Item = (&'a str, u64)>) {
+    let counts: Vec<String> = counts.map(|(c, n)| format!("{c} {n}")).collect();
+    let _ = writeln!(s, "\nerrors: {}", counts.join(", "));
 }
 
 /// The per-currency table, if there are totals.
@@ -123,12 +124,10 @@ pub fn bulk_summary(r: &BulkReport) -> String {
     );
     totals_table(&mut s, &sum.totals);
     if !sum.error_counts.is_empty() {
-        let counts: Vec<String> = sum
-            .error_counts
-            .iter()
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
-        let _ = writeln!(s, "\nerrors: {}", counts.join(", "));
+        error_counts(
+            &mut s,
+            sum.error_counts.iter().map(|(c, n)| (c.as_str(), *n)),
+        );
     }
     let failed: Vec<_> = r
         .files

@@ -437,11 +437,8 @@ impl FileProcessor for OptimizedProcessor {
         run: &RunContext,
     ) -> Result<Report, FileError> {
         guarded(name, || {
-            let started = Instant::now();
-            let rules = Rules::new(&self.settings)?;
-            check_cancel(name, run, 0)?;
-            let (reader, size) = session::open_dyn_reader(name, reader, &self.settings)?;
-            self.run(rules, name, reader, size, run, started)
+            let o = session::open_reader_input(name, reader, &self.settings, run)?;
+            self.run(o.rules, name, o.reader, o.size, run, o.started)
         })
     }
 }

@@ -268,6 +268,47 @@ pub fn row_range(batch: &RecordBatch) -> String {
     }
 }
 
+/// What a run over a reader starts from.
+pub struct Opened {
+    /// The checked settings.
+    pub rules: Rules,
+    /// The reader over the input.
+    pub reader: Box<dyn RecordReader>,
+    /// The input's size in bytes.
+    pub size: u64,
+    /// When the run started.
+    pub started: Instant,
+}
+
+/// The start of every processor's `process_reader_with`: settings checked,
+/// the cancel token checked, the input opened.
+pub fn open_reader_input(
+    name: &str,
+    reader: &mut dyn Read,
+    settings: &Settings,
+    run: &RunContext,
+) -> Result<Opened, FileError> {
+    let started = Instant::now();
+    let rules = Rules::new(settings)?;
+    check_cancel(name, run, 0)?;
+    let (reader, size) = open_dyn_reader(name, reader, settings)?;
+    Ok(Opened {
+        rules,
+        reader,
+        size,
+        started,
+    })
+}
+
+/// `n` per second over `seconds` (0 when no time passed).
+pub fn per_second(n: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        n as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
 /// Opens any reader: its bytes are read into memory first, since detection
 /// needs to look at the content (and Excel needs to seek). Returns the
 /// reader and the input's size in bytes.
@@ -297,13 +338,6 @@ pub fn metrics(
     started: Instant,
 ) -> Metrics {
     let elapsed = started.elapsed().as_secs_f64();
-    let per_second = |n: u64| {
-        if elapsed > 0.0 {
-            n as f64 / elapsed
-        } else {
-            0.0
-        }
-    };
     Metrics {
         processor: processor.to_string(),
         level,
@@ -312,8 +346,8 @@ pub fn metrics(
         chunks,
         bytes,
         elapsed_seconds: elapsed,
-        rows_per_second: per_second(rows),
-        bytes_per_second: per_second(bytes),
+        rows_per_second: per_second(rows, elapsed),
+        bytes_per_second: per_second(bytes, elapsed),
         peak_memory_bytes: None,
         stages: Default::default(),
         notes: Vec::new(),
