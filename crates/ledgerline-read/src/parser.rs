@@ -367,7 +367,10 @@ impl CsvRangeParser {
         }
         st.pos += consumed;
         st.committed = out;
-        self.fed = true;
+        // `fed` tells whether csv-core has seen input (it drops a byte order
+        // mark at the very start of its own input); the fast path leaves it
+        // alone, so a later record starting with one is still handed to
+        // csv-core a byte at a time.
         self.in_record = false;
         batch.finish_record(self.record_row, status);
         self.line += 1;
@@ -626,6 +629,23 @@ mod tests {
     #[test]
     fn second_byte_order_mark_is_data() {
         assert_eq!(rows(b"\xEF\xBB\xBFa,b"), vec![(1, s(&["\u{feff}a", "b"]))]);
+    }
+
+    /// Found by the `csv_fast_path` fuzz target: after records taken by the
+    /// fast path, the first record csv-core parses began with a byte order
+    /// mark, which csv-core dropped as if it started the input.
+    #[test]
+    fn byte_order_mark_after_fast_records_is_data() {
+        // The last line has no line break, so csv-core parses it: the first
+        // input csv-core sees.
+        assert_eq!(
+            rows(b"a,b\n\xEF\xBB\xBFc,d"),
+            vec![(1, s(&["a", "b"])), (2, s(&["\u{feff}c", "d"]))]
+        );
+        assert_eq!(
+            rows(b"a\n\n\xEF\xBB\xBF\"x\"\"y"),
+            vec![(1, s(&["a"])), (2, s(&[""])), (3, s(&["\u{feff}\"x\"\"y"]))]
+        );
     }
 
     #[test]
