@@ -206,6 +206,14 @@ pub(crate) enum Work {
 pub(crate) enum Done {
     Parsed(ledgerline_invoice::ChunkResult),
     Raw(ledgerline_invoice::ChunkResult, u64),
+    /// Validation of a raw block panicked: its first and last rows
+    /// (relative to the block) and the panic's message, named in the merge
+    /// once the block's place in the file is known.
+    Panicked {
+        first: u64,
+        last: u64,
+        message: String,
+    },
     Failed(L3Error),
 }
 

@@ -320,8 +320,25 @@ impl OptimizedProcessor {
                     let mut batch = RecordBatch::new();
                     match level3::parse_block(block, delimiter, 1, &mut batch) {
                         Ok(lines) => {
-                            run.before_chunk(&batch);
-                            Done::Raw(validator.validate(&batch), lines)
+                            // Caught here rather than by the scheduler, so the
+                            // merge can name the rows once it knows where the
+                            // block sits in the file.
+                            let validated =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    run.before_chunk(&batch);
+                                    validator.validate(&batch)
+                                }));
+                            match validated {
+                                Ok(result) => Done::Raw(result, lines),
+                                Err(payload) => Done::Panicked {
+                                    first: batch.iter().next().map_or(1, |r| r.row()),
+                                    last: batch
+                                        .len()
+                                        .checked_sub(1)
+                                        .map_or(1, |i| batch.record(i).row()),
+                                    message: session::panic_message(&*payload),
+                                },
+                            }
                         }
                         Err(e) => Done::Failed(e),
                     }
@@ -341,6 +358,20 @@ impl OptimizedProcessor {
                         result.shift_rows(line_offset);
                         line_offset += lines;
                         merger.push(result);
+                    }
+                    Done::Panicked {
+                        first,
+                        last,
+                        message,
+                    } => {
+                        let label = format!(
+                            "the chunk of rows {}–{}",
+                            first + line_offset,
+                            last + line_offset
+                        );
+                        return Err(L3Error::File(session::chunk_panicked(
+                            &name, &label, &message,
+                        )));
                     }
                     Done::Failed(e) => return Err(e),
                 }
