@@ -260,7 +260,7 @@ impl Summary {
 /// Writes `rows` data rows (plus the header) of invoice CSV to `out`.
 ///
 /// About `error_rate` of the rows (a probability in [0, 1]) carry exactly one
-/// injected error; all others are valid under SPEC v1.2 with default settings.
+/// injected error; all others are valid under SPEC v1.3 with default settings.
 pub fn generate(rows: u64, seed: u64, error_rate: f64, out: &mut dyn Write) -> io::Result<()> {
     generate_counted(rows, seed, error_rate, out).map(|_| ())
 }
