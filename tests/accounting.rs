@@ -107,3 +107,142 @@ proptest! {
         prop_assert_eq!(totals(&report), sum);
     }
 }
+
+/// One line of the model: its fields as written.
+#[derive(Clone, Debug)]
+struct ModelLine {
+    id: &'static str,
+    customer: &'static str,
+    date: &'static str,
+    currency: &'static str,
+    quantity: i128,
+    /// Unit price in thousandths.
+    price_milli: i128,
+    /// Tax rate in hundredths of a percent as written (`""`, `0.2`, `7%`).
+    tax: &'static str,
+}
+
+fn model_line() -> impl Strategy<Value = ModelLine> {
+    (
+        prop::sample::select(vec!["A", "B", "C", "D"]),
+        prop::sample::select(vec!["K1", "K2"]),
+        prop::sample::select(vec!["2024-05-01", "2024-05-02"]),
+        prop::sample::select(vec!["EUR", "JPY", "KWD"]),
+        prop::sample::select(vec![1i128, 2, -3, 0, 7]),
+        prop::sample::select(vec![1500i128, 2005, 10000, 333, 0]),
+        prop::sample::select(vec!["", "0.2", "7%", "0.125"]),
+    )
+        .prop_map(|(id, customer, date, currency, quantity, price_milli, tax)| ModelLine {
+            id,
+            customer,
+            date,
+            currency,
+            quantity,
+            price_milli,
+            tax,
+        })
+}
+
+/// Half away from zero: `value / 10^shift`.
+fn round_div(value: i128, shift: u32) -> i128 {
+    let d = 10i128.pow(shift);
+    let q = value / d;
+    let r = (value % d).abs();
+    if 2 * r >= d {
+        q + value.signum()
+    } else {
+        q
+    }
+}
+
+/// SPEC §4 and §7 for these lines, written from the SPEC alone: a row is
+/// invalid when its quantity is zero, or (among rows with no other error)
+/// when its customer, currency or date differs from the first such row of
+/// its invoice; totals per currency of valid rows, each amount rounded per
+/// line half away from zero to the currency's minor units.
+fn model(lines: &[ModelLine]) -> (u64, u64, BTreeMap<String, (u64, u64, i128, i128, i128)>) {
+    let minor = |c: &str| match c {
+        "JPY" => 0u32,
+        "KWD" => 3,
+        _ => 2,
+    };
+    // Tax rate in units of 10^-5 (0.125 = 12500, 7% = 7000, 0.2 = 20000).
+    let tax = |t: &str| match t {
+        "" => 0i128,
+        "0.2" => 20000,
+        "7%" => 7000,
+        _ => 12500,
+    };
+    let mut anchors: BTreeMap<&str, (&str, &str, &str)> = BTreeMap::new();
+    let mut valid = 0u64;
+    let mut invalid = 0u64;
+    let mut sums: BTreeMap<String, (u64, std::collections::BTreeSet<&str>, i128, i128, i128)> =
+        BTreeMap::new();
+    for l in lines {
+        if l.quantity == 0 {
+            invalid += 1;
+            continue;
+        }
+        let anchor = *anchors.entry(l.id).or_insert((l.customer, l.currency, l.date));
+        if anchor != (l.customer, l.currency, l.date) {
+            invalid += 1;
+            continue;
+        }
+        valid += 1;
+        let m = minor(l.currency);
+        // q × p at scale 3; × t at scale 8.
+        let amount = l.quantity * l.price_milli;
+        let net = round_div(amount, 3 - m.min(3));
+        let tax_amount = round_div(amount * tax(l.tax), 8 - m);
+        let gross = round_div(amount * (100000 + tax(l.tax)), 8 - m);
+        let e = sums.entry(l.currency.to_string()).or_default();
+        e.0 += 1;
+        e.1.insert(l.id);
+        e.2 += net;
+        e.3 += tax_amount;
+        e.4 += gross;
+    }
+    let sums = sums
+        .into_iter()
+        .map(|(c, (n, ids, net, tax, gross))| (c, (n, ids.len() as u64, net, tax, gross)))
+        .collect();
+    (valid, invalid, sums)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Shared invoice ids, so `invoice_inconsistent` fires across rows and
+    /// chunks: both processors against the independent model above.
+    #[test]
+    fn shared_invoices_match_an_independent_model(
+        lines in prop::collection::vec(model_line(), 1..60),
+        chunk in 1usize..9,
+    ) {
+        let mut text = String::from("invoice_id,invoice_date,customer_id,quantity,unit_price,tax_rate,currency\n");
+        for l in &lines {
+            text.push_str(&format!(
+                "{},{},{},{},{}.{:03},{},{}\n",
+                l.id, l.date, l.customer, l.quantity,
+                l.price_milli / 1000, l.price_milli % 1000, l.tax, l.currency
+            ));
+        }
+        let path = temp_file("model.csv", text.as_bytes());
+        let (valid, invalid, sums) = model(&lines);
+        for p in [
+            Box::new(StandardProcessor::new(settings(chunk))) as Box<dyn FileProcessor>,
+            Box::new(ledgerline::optimized::OptimizedProcessor::new(settings(chunk)).with_sequential_below(0)),
+        ] {
+            let report = serde_json::to_value(p.process_file(&path).unwrap()).unwrap();
+            prop_assert_eq!(report["rows"]["valid"].as_u64(), Some(valid));
+            prop_assert_eq!(report["rows"]["invalid"].as_u64(), Some(invalid));
+            let got: BTreeMap<String, (u64, u64, i128, i128, i128)> = report["totals"]
+                .as_array().unwrap().iter().map(|t| {
+                    let a = |k: &str| t[k].as_str().unwrap().replace('.', "").parse::<i128>().unwrap();
+                    (t["currency"].as_str().unwrap().to_string(),
+                     (t["lines"].as_u64().unwrap(), t["invoices"].as_u64().unwrap(), a("net"), a("tax"), a("gross")))
+                }).collect();
+            prop_assert_eq!(&got, &sums);
+        }
+    }
+}
