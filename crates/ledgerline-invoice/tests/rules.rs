@@ -3,7 +3,7 @@
 //! records built by hand: no reader, no processor. Expected values are
 //! worked out from the SPEC by hand.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
 
 use ledgerline_core::{RecordBatch, RecordStatus, Report, Settings, Source};
 use ledgerline_invoice::{read_prelude, Merger, Rules, Validator};
