@@ -132,15 +132,17 @@ fn model_line() -> impl Strategy<Value = ModelLine> {
         prop::sample::select(vec![1500i128, 2005, 10000, 333, 0]),
         prop::sample::select(vec!["", "0.2", "7%", "0.125"]),
     )
-        .prop_map(|(id, customer, date, currency, quantity, price_milli, tax)| ModelLine {
-            id,
-            customer,
-            date,
-            currency,
-            quantity,
-            price_milli,
-            tax,
-        })
+        .prop_map(
+            |(id, customer, date, currency, quantity, price_milli, tax)| ModelLine {
+                id,
+                customer,
+                date,
+                currency,
+                quantity,
+                price_milli,
+                tax,
+            },
+        )
 }
 
 /// Half away from zero: `value / 10^shift`.
@@ -183,7 +185,9 @@ fn model(lines: &[ModelLine]) -> (u64, u64, BTreeMap<String, (u64, u64, i128, i1
             invalid += 1;
             continue;
         }
-        let anchor = *anchors.entry(l.id).or_insert((l.customer, l.currency, l.date));
+        let anchor = *anchors
+            .entry(l.id)
+            .or_insert((l.customer, l.currency, l.date));
         if anchor != (l.customer, l.currency, l.date) {
             invalid += 1;
             continue;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{comparable, line, render, temp_file};
+use common::{comparable, line, render, temp_file, wrap, WRAPPINGS};
 use ledgerline::baseline::StandardProcessor;
 use ledgerline::core::{FileProcessor, Settings};
 use ledgerline::optimized::OptimizedProcessor;
@@ -42,12 +42,13 @@ proptest! {
         level in 1u8..=3,
         max_errors in prop::sample::select(vec![0usize, 3, 1000]),
         unterminated in any::<bool>(),
+        wrapping in prop::sample::select(WRAPPINGS.to_vec()),
     ) {
         let mut bytes = render(&lines, &crlf, delimiter);
         if unterminated {
             bytes.extend_from_slice(b"INV-9,\"2024-01-01\n");
         }
-        let path = temp_file("eq.csv", &bytes);
+        let path = temp_file("eq.csv", &wrap(&bytes, wrapping));
         let common = [("max_errors", max_errors.to_string())];
         let standard = StandardProcessor::new(settings(&common));
         let expected = comparable(&standard, &path);
@@ -222,4 +223,35 @@ fn level3_falls_back_when_the_scan_is_fooled() {
         "{:?}",
         report.metrics.notes
     );
+}
+
+/// The wrappings the property test uses are really read as what they
+/// claim: the same rows as the plain text (Windows-1252 one more, its
+/// `café` line), with the source saying how.
+#[test]
+fn wrappings_are_read_as_they_claim() {
+    let text = b"invoice_id,invoice_date,customer_id,quantity,unit_price,currency\nINV-1,2024-01-02,C1,2,1.50,EUR\nINV-2,2024-01-03,C2,1,2.00,USD\n";
+    let p = StandardProcessor::new(Settings::default());
+    for how in WRAPPINGS {
+        let path = temp_file("wrapped.csv", &wrap(text, how));
+        let r = p.process_file(&path).unwrap();
+        let (valid, invalid) = if how == common::Wrapping::Windows1252 {
+            (2, 1)
+        } else {
+            (2, 0)
+        };
+        assert_eq!((r.rows.valid, r.rows.invalid), (valid, invalid), "{how:?}");
+        let encoding = match how {
+            common::Wrapping::Utf16Le => "utf-16le",
+            common::Wrapping::Utf16Be => "utf-16be",
+            common::Wrapping::Windows1252 => "windows-1252",
+            _ => "utf-8",
+        };
+        assert_eq!(r.source.encoding.as_deref(), Some(encoding), "{how:?}");
+        assert_eq!(
+            r.source.compression.is_some(),
+            how == common::Wrapping::Gzip,
+            "{how:?}"
+        );
+    }
 }

@@ -321,3 +321,64 @@ pub fn skip(why: &str) {
     );
     eprintln!("NOTICE: check skipped: {why}");
 }
+
+/// How a generated file's text is stored: each is a different path through
+/// detection and the byte stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wrapping {
+    /// UTF-8 as written.
+    Plain,
+    /// A UTF-8 byte order mark first.
+    Utf8Bom,
+    /// Gzip-compressed (in two members).
+    Gzip,
+    /// UTF-16 little-endian with its byte order mark.
+    Utf16Le,
+    /// UTF-16 big-endian with its byte order mark.
+    Utf16Be,
+    /// Windows-1252 (a last line with `é` makes it invalid UTF-8).
+    Windows1252,
+}
+
+/// Every wrapping, for strategies.
+pub const WRAPPINGS: [Wrapping; 6] = [
+    Wrapping::Plain,
+    Wrapping::Utf8Bom,
+    Wrapping::Gzip,
+    Wrapping::Utf16Le,
+    Wrapping::Utf16Be,
+    Wrapping::Windows1252,
+];
+
+/// `text` (UTF-8) stored as `how`.
+pub fn wrap(text: &[u8], how: Wrapping) -> Vec<u8> {
+    let s = String::from_utf8_lossy(text);
+    match how {
+        Wrapping::Plain => text.to_vec(),
+        Wrapping::Utf8Bom => [b"\xEF\xBB\xBF".as_slice(), text].concat(),
+        Wrapping::Gzip => {
+            let half = text.len() / 2;
+            let mut out = Vec::new();
+            for part in [&text[..half], &text[half..]] {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(part).unwrap();
+                out.extend(e.finish().unwrap());
+            }
+            out
+        }
+        Wrapping::Utf16Le => {
+            let mut out = vec![0xFF, 0xFE];
+            out.extend(s.encode_utf16().flat_map(u16::to_le_bytes));
+            out
+        }
+        Wrapping::Utf16Be => {
+            let mut out = vec![0xFE, 0xFF];
+            out.extend(s.encode_utf16().flat_map(u16::to_be_bytes));
+            out
+        }
+        Wrapping::Windows1252 => {
+            let text = format!("{s}caf\u{e9}\n");
+            encoding_rs::WINDOWS_1252.encode(&text).0.into_owned()
+        }
+    }
+}
