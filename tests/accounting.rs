@@ -162,7 +162,10 @@ fn round_div(value: i128, shift: u32) -> i128 {
 /// when its customer, currency or date differs from the first such row of
 /// its invoice; totals per currency of valid rows, each amount rounded per
 /// line half away from zero to the currency's minor units.
-fn model(lines: &[ModelLine]) -> (u64, u64, BTreeMap<String, (u64, u64, i128, i128, i128)>) {
+/// Per currency: lines, invoices, net, tax, gross (minor units).
+type Totals = BTreeMap<String, (u64, u64, i128, i128, i128)>;
+
+fn model(lines: &[ModelLine]) -> (u64, u64, Totals) {
     let minor = |c: &str| match c {
         "JPY" => 0u32,
         "KWD" => 3,
@@ -240,7 +243,7 @@ proptest! {
             let report = serde_json::to_value(p.process_file(&path).unwrap()).unwrap();
             prop_assert_eq!(report["rows"]["valid"].as_u64(), Some(valid));
             prop_assert_eq!(report["rows"]["invalid"].as_u64(), Some(invalid));
-            let got: BTreeMap<String, (u64, u64, i128, i128, i128)> = report["totals"]
+            let got: Totals = report["totals"]
                 .as_array().unwrap().iter().map(|t| {
                     let a = |k: &str| t[k].as_str().unwrap().replace('.', "").parse::<i128>().unwrap();
                     (t["currency"].as_str().unwrap().to_string(),
