@@ -47,6 +47,7 @@ use std::path::Path;
 use ledgerline_core::{FileError, FileErrorCode, RecordBatch, Settings};
 use ledgerline_detect::{Detection, Format, TextLayout};
 
+pub use csv::{CsvLimits, DEFAULT_MAX_BATCH_BYTES};
 pub use excel::Layout as SheetLayout;
 pub use parser::{CsvRangeParser, Parsed};
 
@@ -166,7 +167,13 @@ fn open_path_as(
     let layout = csv_layout(&detection)?;
     let file =
         File::open(path).map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-    open_csv(&name, Box::new(file), detection.gzip_layers, &layout)
+    open_csv_with(
+        &name,
+        Box::new(file),
+        detection.gzip_layers,
+        &layout,
+        CsvLimits::from_settings(settings),
+    )
 }
 
 /// Opens everything `reader` yields, as [`open_path`] opens a file; `name`
@@ -214,11 +221,12 @@ pub fn open_bytes(
         );
     }
     let layout = csv_layout(&detection)?;
-    open_csv(
+    open_csv_with(
         name,
         Box::new(Cursor::new(bytes)),
         detection.gzip_layers,
         &layout,
+        CsvLimits::from_settings(settings),
     )
 }
 
@@ -226,11 +234,26 @@ pub fn open_bytes(
 /// nested gzip streams (0 for none; [`Detection::gzip_layers`]), read with
 /// `layout`: its byte order mark skipped, its encoding transcoded to UTF-8,
 /// its delimiter. `name` stands for the file in messages.
+///
+/// Records are limited as [`CsvLimits::default`] says; [`open_csv_with`]
+/// takes other limits.
 pub fn open_csv(
     name: &str,
     raw: Box<dyn Read + Send>,
     gzip_layers: u8,
     layout: &TextLayout,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    open_csv_with(name, raw, gzip_layers, layout, CsvLimits::default())
+}
+
+/// [`open_csv`] with the record and batch limits given (see
+/// [`CsvLimits::from_settings`]).
+pub fn open_csv_with(
+    name: &str,
+    raw: Box<dyn Read + Send>,
+    gzip_layers: u8,
+    layout: &TextLayout,
+    limits: CsvLimits,
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let (text, bytes_read) =
         stream::text_stream(name, raw, gzip_layers, layout.bom_len, layout.encoding)?;
@@ -240,6 +263,7 @@ pub fn open_csv(
         layout.delimiter,
         text,
         bytes_read,
+        limits,
     )))
 }
 

@@ -86,7 +86,7 @@ impl Session {
             |batch, max| {
                 check_cancel(name, run, chunks)?;
                 chunks += 1;
-                reader.read_batch(batch, max)
+                read_batch(name, reader, batch, max)
             },
         )?;
         Ok(Session {
@@ -155,8 +155,9 @@ pub fn run_sequential(
     let pending = std::mem::take(&mut session.prelude.pending);
     let validator = session.validator(reader.info());
     let mut merger = Merger::new(session.rules.max_errors);
+    merger.add_blank(session.prelude.blank_rows);
     let mut chunks = 0u64;
-    let mut rows = 0u64;
+    let mut rows = session.prelude.blank_rows;
     for batch in &pending {
         check_cancel(name, run, chunks)?;
         merger.push(validate_chunk(name, &validator, batch, run)?);
@@ -167,7 +168,7 @@ pub fn run_sequential(
         let mut batch = RecordBatch::new();
         loop {
             check_cancel(name, run, chunks)?;
-            if reader.read_batch(&mut batch, chunk_size)? == 0 {
+            if read_batch(name, reader.as_mut(), &mut batch, chunk_size)? == 0 {
                 break;
             }
             merger.push(validate_chunk(name, &validator, &batch, run)?);
@@ -190,6 +191,27 @@ pub fn run_sequential(
     );
     let source = session.source(reader.info());
     Ok(session.finish(merger, source, metrics, run))
+}
+
+/// [`RecordReader::read_batch`], refusing a batch that
+/// [overflowed](RecordBatch::overflowed) its `u32` offsets (a reader that
+/// does not cap its batches far below 4 GiB) with `unreadable`: a batch
+/// never wraps into wrong records.
+pub fn read_batch(
+    name: &str,
+    reader: &mut dyn RecordReader,
+    batch: &mut RecordBatch,
+    max_records: usize,
+) -> Result<usize, FileError> {
+    let n = reader.read_batch(batch, max_records)?;
+    if batch.overflowed() {
+        batch.clear();
+        return Err(FileError::new(
+            FileErrorCode::Unreadable,
+            format!("{name}: refused: one chunk of records would exceed 4 GiB"),
+        ));
+    }
+    Ok(n)
 }
 
 /// Validates one chunk, running the run's chunk hook first; a panic in
