@@ -223,6 +223,14 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The bytes one file may hold in memory whole (a gzip-compressed
+    /// workbook inflated for random access, an input read from a stream):
+    /// half of `memory_threshold`. A file that would need more is
+    /// `unreadable`, never an unbounded allocation.
+    pub fn whole_file_budget_bytes(&self) -> u64 {
+        self.memory_threshold_mb.saturating_mul(1 << 20) / 2
+    }
+
     /// Defaults overlaid with the environment variables that are set (see
     /// each field). A bad value is an `invalid_settings` error naming the
     /// variable.

@@ -180,17 +180,40 @@ fn open_path_as(
 /// stands for it in messages.
 ///
 /// The input is read into memory first, since detection needs to see all of
-/// a gzip stream; this is the less common path.
+/// a gzip stream; this is the less common path. It is bounded like
+/// [`read_bounded`]: a larger input is `unreadable`.
 pub fn open_reader(
     name: &str,
     mut reader: Box<dyn Read + Send>,
     settings: &Settings,
 ) -> Result<Box<dyn RecordReader>, FileError> {
+    let bytes = read_bounded(name, &mut reader, settings)?;
+    open_bytes(name, bytes, settings)
+}
+
+/// Reads all of `reader` into memory, refusing (`unreadable`, naming the
+/// limit) an input larger than the memory budget,
+/// [`Settings::whole_file_budget_bytes`]; `io` when reading fails.
+pub fn read_bounded(
+    name: &str,
+    reader: &mut dyn Read,
+    settings: &Settings,
+) -> Result<Vec<u8>, FileError> {
+    let limit = settings.whole_file_budget_bytes();
     let mut bytes = Vec::new();
     reader
+        .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-    open_bytes(name, bytes, settings)
+    if bytes.len() as u64 > limit {
+        return Err(FileError::new(
+            FileErrorCode::Unreadable,
+            format!(
+                "{name}: refused: an input read from a stream is held in memory, and this one is larger than the memory budget ({limit} bytes, half of memory_threshold); process it as a file"
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Opens a reader over a file's bytes already in memory (any format);
@@ -287,7 +310,7 @@ fn gunzip_bounded(
     layers: u8,
     settings: &Settings,
 ) -> Result<Vec<u8>, FileError> {
-    let limit = settings.memory_threshold_mb.saturating_mul(1 << 20) / 2;
+    let limit = settings.whole_file_budget_bytes();
     let mut out = Vec::new();
     stream::gunzip_layers(raw, layers)
         .take(limit.saturating_add(1))
@@ -305,7 +328,7 @@ fn gunzip_bounded(
         return Err(FileError::new(
             FileErrorCode::Unreadable,
             format!(
-                "{name}: refused: the gzip-compressed workbook inflates beyond the memory budget"
+                "{name}: refused: the gzip-compressed workbook inflates beyond the memory budget ({limit} bytes, half of memory_threshold)"
             ),
         ));
     }

@@ -291,17 +291,15 @@ pub fn row_range(batch: &RecordBatch) -> String {
 }
 
 /// Opens any reader: its bytes are read into memory first, since detection
-/// needs to look at the content (and Excel needs to seek). Returns the
-/// reader and the input's size in bytes.
+/// needs to look at the content (and Excel needs to seek), at most the
+/// memory budget ([`Settings::whole_file_budget_bytes`]; a larger input is
+/// `unreadable`). Returns the reader and the input's size in bytes.
 pub fn open_dyn_reader(
     name: &str,
     reader: &mut dyn Read,
     settings: &Settings,
 ) -> Result<(Box<dyn RecordReader>, u64), FileError> {
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+    let bytes = ledgerline_read::read_bounded(name, reader, settings)?;
     let size = bytes.len() as u64;
     Ok((ledgerline_read::open_bytes(name, bytes, settings)?, size))
 }
@@ -365,5 +363,19 @@ mod tests {
         let e = check_cancel("f", &run, 4).unwrap_err();
         assert_eq!(e.code, FileErrorCode::Cancelled);
         assert!(e.message.contains("after 4 chunks"));
+    }
+
+    #[test]
+    fn a_stream_larger_than_the_budget_is_refused() {
+        let mut settings = Settings::default();
+        settings.memory_threshold_mb = 2; // a budget of 1 MiB
+        let big = vec![b'a'; (1 << 20) + 1];
+        let err = open_dyn_reader("s", &mut big.as_slice(), &settings)
+            .err()
+            .map(|e| e.code);
+        assert_eq!(err, Some(FileErrorCode::Unreadable));
+        let fits = b"a,b\n1,2\n".to_vec();
+        let (_, size) = open_dyn_reader("s", &mut fits.as_slice(), &settings).unwrap();
+        assert_eq!(size, 8);
     }
 }
