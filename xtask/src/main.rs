@@ -10,6 +10,8 @@
 //!   (`memcheck.rs`); `--files N`: of one bulk run over N files (`bulk.rs`).
 //! - `bench --bulk FILESxROWS`: many small files, `ledgerline bulk` against
 //!   a process per file and the peers' folder loop (`bulk.rs`).
+//! - `hostile`: hostile inputs generated on the fly, with their peak memory
+//!   and time bounds asserted for every processor (`hostile.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -22,6 +24,7 @@ use xtask::{gen, xlsx};
 
 mod bench;
 mod bulk;
+mod hostile;
 mod memcheck;
 
 /// Command line of `cargo xtask`.
@@ -44,6 +47,9 @@ enum Task {
     /// Check that peak resident memory stays under `--memory-threshold` at
     /// every optimization level on a large generated file.
     Memcheck(memcheck::MemcheckArgs),
+    /// Run hostile inputs (huge records, decompression bombs, pathological
+    /// CSV) through every processor and assert memory and time bounds.
+    Hostile(hostile::HostileArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -72,6 +78,7 @@ fn main() -> Result<()> {
         Task::Gen(args) => run_gen(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Memcheck(args) => memcheck::run(&args),
+        Task::Hostile(args) => hostile::run(&args),
     }
 }
 
