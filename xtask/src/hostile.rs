@@ -6,8 +6,8 @@
 //!
 //! It fails when a run crashes or ends with another result than expected,
 //! when the processors disagree, when a peak passes its bound, or when the
-//! pathological CSVs (measured at N and 4N) take more than 6 times as long
-//! at 4N: time must grow linearly.
+//! pathological CSVs (measured at N and 4N, best of three runs) take more
+//! than 6 times as long at 4N: time must grow linearly.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -234,7 +234,7 @@ fn cases(dir: &Path, quick: bool) -> Result<Vec<Case>> {
         ("delimiters", 25_000_000u64),
         ("quotes", 25_000_000),
         ("header_columns", 250_000),
-        ("cr_lf", 10_000_000),
+        ("cr_lf", 40_000_000),
         ("every_byte", 200_000),
     ] {
         for mult in [1u64, 4] {
@@ -357,7 +357,16 @@ pub fn run(args: &HostileArgs) -> Result<()> {
             let mut argv = vec!["process", path.as_str(), "--json"];
             argv.extend_from_slice(extra);
             eprintln!("running {label} on {}", case.name);
-            let out = run_measured(&bin, &argv)?;
+            let mut out = run_measured(&bin, &argv)?;
+            if case.group.is_some() {
+                // Small runs on a shared machine are noisy: the time compared
+                // for linearity is the best of three (peak: the highest).
+                for _ in 0..2 {
+                    let again = run_measured(&bin, &argv)?;
+                    out.max_rss = out.max_rss.max(again.max_rss);
+                    out.elapsed = out.elapsed.min(again.elapsed);
+                }
+            }
             let result = match (out.code, comparable(&out.stdout)) {
                 (Some(0..=2), Ok(v)) => {
                     if let Err(e) = (case.check)(&v) {
