@@ -43,17 +43,24 @@ proptest! {
         max_errors in prop::sample::select(vec![0usize, 3, 1000]),
         unterminated in any::<bool>(),
         wrapping in prop::sample::select(WRAPPINGS.to_vec()),
+        // Small limits make record_too_long common (SPEC §10); the header
+        // (123 bytes with one-byte delimiters) stays within them.
+        max_record in prop::sample::select(vec![16_777_216usize, 124, 150]),
     ) {
         let mut bytes = render(&lines, &crlf, delimiter);
         if unterminated {
             bytes.extend_from_slice(b"INV-9,\"2024-01-01\n");
         }
         let path = temp_file("eq.csv", &wrap(&bytes, wrapping));
-        let common = [("max_errors", max_errors.to_string())];
+        let common = [
+            ("max_errors", max_errors.to_string()),
+            ("max_record_bytes", max_record.to_string()),
+        ];
         let standard = StandardProcessor::new(settings(&common));
         let expected = comparable(&standard, &path);
         let optimized = OptimizedProcessor::new(settings(&[
             ("max_errors", max_errors.to_string()),
+            ("max_record_bytes", max_record.to_string()),
             ("workers", workers.to_string()),
             ("chunk_size", chunk.to_string()),
             ("level", level.to_string()),
@@ -186,6 +193,64 @@ fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
                 .any(|n| n.contains("ran as level 2"));
             if !literal_quotes {
                 assert!(!fell_back, "{:?}", report.metrics.notes);
+            }
+        }
+    }
+}
+
+/// Level 3 parses blocks with the same limit as the streaming reader: with
+/// `max_record_bytes` 50, long records (plain, quoted over lines, only
+/// delimiters) are common and the reports agree at every level.
+#[test]
+fn record_too_long_through_every_level() {
+    let mut text = String::from("invoice,date,account,qty,price,ccy\n");
+    for i in 0..40000 {
+        let line = match i % 6 {
+            0 => format!("INV-{i},2024-01-02,C1,1,2.50,EUR{}\n", "X".repeat(i % 40)),
+            1 => format!(
+                "INV-{i},\"2024-01-02\n{}\",C1,1,2.50,EUR\n",
+                "y\n".repeat(i % 30)
+            ),
+            2 => ",".repeat(i % 80) + "\n",
+            _ => format!("INV-{i},2024-01-02,C{i},1,2.50,EUR\n"),
+        };
+        text.push_str(&line);
+    }
+    let path = temp_file("too_long.csv", text.as_bytes());
+    let limit = [("max_record_bytes", "50".to_string())];
+    let expected = comparable(&StandardProcessor::new(settings(&limit)), &path);
+    assert!(
+        expected["error_counts"]["record_too_long"]
+            .as_u64()
+            .unwrap()
+            > 5000,
+        "{}",
+        expected["error_counts"]
+    );
+    for level in ["1", "2", "3"] {
+        for chunk in ["7", "5000"] {
+            let p = OptimizedProcessor::new(settings(&[
+                ("max_record_bytes", "50".into()),
+                ("level", level.into()),
+                ("chunk_size", chunk.into()),
+            ]))
+            .with_sequential_below(0);
+            let report = p.process_file(&path).unwrap();
+            assert_eq!(
+                report.comparable_json(),
+                expected,
+                "level {level} chunk {chunk}"
+            );
+            if level == "3" {
+                assert!(
+                    !report
+                        .metrics
+                        .notes
+                        .iter()
+                        .any(|n| n.contains("ran as level 2")),
+                    "{:?}",
+                    report.metrics.notes
+                );
             }
         }
     }

@@ -12,6 +12,8 @@
 //!   (`fuzz.rs`).
 //! - `bench --bulk FILESxROWS`: many small files, `ledgerline bulk` against
 //!   a process per file and the peers' folder loop (`bulk.rs`).
+//! - `hostile`: hostile inputs generated on the fly, with their peak memory
+//!   and time bounds asserted for every processor (`hostile.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -25,6 +27,7 @@ use xtask::{gen, xlsx};
 mod bench;
 mod bulk;
 mod fuzz;
+mod hostile;
 mod memcheck;
 
 /// Command line of `cargo xtask`.
@@ -50,6 +53,9 @@ enum Task {
     /// Run the cargo-fuzz targets in fuzz/ (nightly), each for --seconds,
     /// seeded from the fixtures; fails on any finding.
     Fuzz(fuzz::FuzzArgs),
+    /// Run hostile inputs (huge records, decompression bombs, pathological
+    /// CSV) through every processor and assert memory and time bounds.
+    Hostile(hostile::HostileArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -79,6 +85,7 @@ fn main() -> Result<()> {
         Task::Bench(args) => bench::run(&args),
         Task::Memcheck(args) => memcheck::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Hostile(args) => hostile::run(&args),
     }
 }
 

@@ -148,6 +148,9 @@ struct SettingArgs {
     /// Column mapping field=Header (repeatable).
     #[arg(long = "map", value_name = "FIELD=HEADER")]
     map: Vec<String>,
+    /// Raw bytes of a CSV record above which it is `record_too_long`.
+    #[arg(long, value_name = "N")]
+    max_record_bytes: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +166,9 @@ struct RowsArgs {
     /// Text encoding label.
     #[arg(long, value_name = "LABEL")]
     encoding: Option<String>,
+    /// Raw bytes of a CSV record above which it prints as `[]`.
+    #[arg(long, value_name = "N")]
+    max_record_bytes: Option<String>,
 }
 
 fn main() {
@@ -184,6 +190,7 @@ fn main() {
                     ("sheet", &args.sheet),
                     ("delimiter", &args.delimiter),
                     ("encoding", &args.encoding),
+                    ("max_record_bytes", &args.max_record_bytes),
                 ],
             )
         }),
@@ -222,6 +229,7 @@ fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
             ("max_errors", &args.max_errors),
             ("null_values", &args.null_values),
             ("tolerance", &args.tolerance),
+            ("max_record_bytes", &args.max_record_bytes),
         ],
     )?;
     for m in &args.map {

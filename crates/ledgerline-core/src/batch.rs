@@ -4,6 +4,12 @@
 //! A batch stores every field's bytes back to back in one buffer, so a chunk
 //! of thousands of records costs a handful of allocations, and a batch can be
 //! cleared and refilled without allocating at all.
+//!
+//! Offsets are `u32`, so one batch holds at most 4 GiB of field data and
+//! 4 Gi fields. Nothing ever wraps: the `try_` methods refuse what would
+//! not fit with [`BatchFull`], and the infallible ones mark the batch
+//! [overflowed](RecordBatch::overflowed) instead (an overflowed batch must
+//! be refused as a whole; readers cap their batches far below the limit).
 
 /// What kind of value a field holds. CSV fields are always [`CellKind::Text`];
 /// Excel cells carry their kind, with the text written as SPEC §6 and §9 say.
@@ -32,7 +38,22 @@ pub enum RecordStatus {
     InvalidEncoding,
     /// A quoted field was still open at end of file; nothing follows.
     UnterminatedQuote,
+    /// The record's raw bytes exceed `max_record_bytes` (SPEC §10): it was
+    /// skipped to its end and holds no field.
+    TooLong,
 }
+
+/// A batch cannot take a field or record: its offsets would pass `u32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchFull;
+
+impl std::fmt::Display for BatchFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("one chunk of records cannot exceed 4 GiB or 4 Gi fields")
+    }
+}
+
+impl std::error::Error for BatchFull {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RecordMeta {
@@ -51,6 +72,9 @@ pub struct RecordBatch {
     /// Kind of each field; empty when every field is text.
     kinds: Vec<CellKind>,
     records: Vec<RecordMeta>,
+    /// A field or record was refused by an infallible push (offsets would
+    /// have passed `u32`); the batch no longer holds everything pushed.
+    overflowed: bool,
 }
 
 impl RecordBatch {
@@ -67,6 +91,7 @@ impl RecordBatch {
             ends: Vec::with_capacity(records * fields),
             kinds: Vec::new(),
             records: Vec::with_capacity(records),
+            overflowed: false,
         }
     }
 
@@ -76,6 +101,34 @@ impl RecordBatch {
         self.ends.clear();
         self.kinds.clear();
         self.records.clear();
+        self.overflowed = false;
+    }
+
+    /// Gives memory back: after a batch held an exceptionally large record,
+    /// shrinks its buffers to about `bytes` (field data, and field ends and
+    /// records in proportion), keeping at least what it holds.
+    pub fn shrink_to(&mut self, bytes: usize) {
+        if self.data.capacity() > bytes {
+            self.data.shrink_to(bytes);
+        }
+        let entries = bytes / std::mem::size_of::<u32>();
+        if self.ends.capacity() > entries {
+            self.ends.shrink_to(entries);
+        }
+        if self.kinds.capacity() > entries {
+            self.kinds.shrink_to(entries);
+        }
+        let records = bytes / std::mem::size_of::<RecordMeta>();
+        if self.records.capacity() > records {
+            self.records.shrink_to(records);
+        }
+    }
+
+    /// Whether an infallible push was refused because the batch's offsets
+    /// would have passed `u32` (see the [module docs](self)): the batch is
+    /// incomplete and must not be used.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
     /// The number of records.
@@ -93,36 +146,67 @@ impl RecordBatch {
         self.data.len()
     }
 
-    /// Appends a text field to the record being built.
+    /// Appends a text field to the record being built; on overflow the
+    /// batch is marked [overflowed](RecordBatch::overflowed) and the field
+    /// dropped (see [`RecordBatch::try_push_field`]).
     #[inline]
     pub fn push_field(&mut self, bytes: &[u8]) {
-        self.data.extend_from_slice(bytes);
-        self.ends.push(self.data.len() as u32);
-        if !self.kinds.is_empty() {
-            self.kinds.push(CellKind::Text);
+        if self.try_push_field(bytes).is_err() {
+            self.overflowed = true;
         }
     }
 
-    /// Appends a field of the given kind to the record being built.
+    /// Appends a text field to the record being built, or refuses it when
+    /// the batch's offsets would pass `u32`.
+    #[inline]
+    pub fn try_push_field(&mut self, bytes: &[u8]) -> Result<(), BatchFull> {
+        self.try_push_cell(CellKind::Text, bytes)
+    }
+
+    /// Appends a field of the given kind to the record being built; on
+    /// overflow the batch is marked [overflowed](RecordBatch::overflowed)
+    /// and the field dropped (see [`RecordBatch::try_push_cell`]).
     pub fn push_cell(&mut self, kind: CellKind, bytes: &[u8]) {
+        if self.try_push_cell(kind, bytes).is_err() {
+            self.overflowed = true;
+        }
+    }
+
+    /// Appends a field of the given kind to the record being built, or
+    /// refuses it, changing nothing, when the batch's offsets would pass
+    /// `u32`.
+    pub fn try_push_cell(&mut self, kind: CellKind, bytes: &[u8]) -> Result<(), BatchFull> {
+        let end = checked_end(self.data.len(), bytes.len())?;
+        checked_fields(self.ends.len())?;
         if kind != CellKind::Text && self.kinds.len() < self.ends.len() {
             // The first non-text cell: give every earlier field its kind.
             self.kinds.resize(self.ends.len(), CellKind::Text);
         }
         self.data.extend_from_slice(bytes);
-        self.ends.push(self.data.len() as u32);
+        self.ends.push(end);
         if !self.kinds.is_empty() || kind != CellKind::Text {
             self.kinds.push(kind);
         }
+        Ok(())
     }
 
     /// Ends the record being built: the fields pushed since the last call
-    /// belong to it.
+    /// belong to it. (Field counts cannot pass `u32`: the pushes refuse
+    /// that first.)
     #[inline]
     pub fn finish_record(&mut self, row: u64, status: RecordStatus) {
+        let fields_end = match u32::try_from(self.ends.len()) {
+            Ok(n) => n,
+            Err(_) => {
+                // Only reachable through `text_buffers_mut` misuse; refuse
+                // rather than wrap.
+                self.overflowed = true;
+                return;
+            }
+        };
         self.records.push(RecordMeta {
             row,
-            fields_end: self.ends.len() as u32,
+            fields_end,
             status,
         });
     }
@@ -183,6 +267,8 @@ impl RecordBatch {
     /// Moves the records `at..` into a new batch, leaving `..at` here.
     pub fn split_off(&mut self, at: usize) -> RecordBatch {
         let mut tail = RecordBatch::new();
+        // The tail is smaller than this batch, so it cannot overflow.
+        tail.overflowed = self.overflowed;
         for i in at..self.len() {
             let r = self.record(i);
             for j in 0..r.len() {
@@ -194,6 +280,21 @@ impl RecordBatch {
         self.records.truncate(at);
         self.discard_partial();
         tail
+    }
+}
+
+/// The `u32` end of a field of `add` bytes after `len` bytes of data.
+fn checked_end(len: usize, add: usize) -> Result<u32, BatchFull> {
+    len.checked_add(add)
+        .and_then(|end| u32::try_from(end).ok())
+        .ok_or(BatchFull)
+}
+
+/// Whether one more field fits after `fields` (counts stay `u32`).
+fn checked_fields(fields: usize) -> Result<(), BatchFull> {
+    match u32::try_from(fields) {
+        Ok(n) if n < u32::MAX => Ok(()),
+        _ => Err(BatchFull),
     }
 }
 
@@ -351,6 +452,26 @@ mod tests {
         assert_eq!(tail.record(0).cell(1), (CellKind::Number, &b"1.5"[..]));
         assert_eq!(tail.record(0).row(), 3);
         assert_eq!(b.data_len(), 1);
+    }
+
+    #[test]
+    fn offsets_never_wrap() {
+        // 4 GiB cannot be allocated in a test; the check is the one the
+        // pushes use.
+        let max = u32::MAX as usize;
+        assert_eq!(checked_end(max - 2, 2), Ok(u32::MAX));
+        assert_eq!(checked_end(max - 1, 2), Err(BatchFull));
+        assert_eq!(checked_end(usize::MAX, 1), Err(BatchFull));
+        assert_eq!(checked_fields(max - 1), Ok(()));
+        assert_eq!(checked_fields(max), Err(BatchFull));
+        let mut b = RecordBatch::new();
+        b.push_field(b"x");
+        b.finish_record(1, RecordStatus::Ok);
+        assert!(!b.overflowed());
+        b.overflowed = true;
+        assert!(b.split_off(0).overflowed());
+        b.clear();
+        assert!(!b.overflowed());
     }
 
     #[test]

@@ -37,7 +37,7 @@ mod report;
 mod run;
 mod settings;
 
-pub use batch::{CellKind, Record, RecordBatch, RecordStatus};
+pub use batch::{BatchFull, CellKind, Record, RecordBatch, RecordStatus};
 pub use error::{FileError, FileErrorCode};
 pub use processor::FileProcessor;
 pub use report::{
@@ -47,4 +47,6 @@ pub use report::{
 pub use run::{
     CancelToken, ChunkHook, InvoiceSink, Progress, ProgressUpdate, RunContext, RunLimits,
 };
-pub use settings::{DateOrder, DecimalSeparator, Field, Settings, DEFAULT_NULL_VALUES};
+pub use settings::{
+    DateOrder, DecimalSeparator, Field, Settings, DEFAULT_MAX_RECORD_BYTES, DEFAULT_NULL_VALUES,
+};

@@ -164,6 +164,8 @@ pub enum ErrorCode {
     NegativePrice,
     /// The field count differs from the header's.
     RaggedRow,
+    /// A CSV record whose raw bytes exceed `max_record_bytes` (SPEC §10).
+    RecordTooLong,
     /// A tax rate outside [0, 1].
     TaxRateOutOfRange,
     /// Not a code of the ISO 4217 table.
@@ -178,7 +180,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in alphabetical order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::CellError,
         ErrorCode::DueBeforeIssue,
         ErrorCode::InvalidDate,
@@ -189,6 +191,7 @@ impl ErrorCode {
         ErrorCode::MissingValue,
         ErrorCode::NegativePrice,
         ErrorCode::RaggedRow,
+        ErrorCode::RecordTooLong,
         ErrorCode::TaxRateOutOfRange,
         ErrorCode::UnknownCurrency,
         ErrorCode::UnterminatedQuote,
@@ -209,6 +212,7 @@ impl ErrorCode {
             ErrorCode::MissingValue => "missing_value",
             ErrorCode::NegativePrice => "negative_price",
             ErrorCode::RaggedRow => "ragged_row",
+            ErrorCode::RecordTooLong => "record_too_long",
             ErrorCode::TaxRateOutOfRange => "tax_rate_out_of_range",
             ErrorCode::UnknownCurrency => "unknown_currency",
             ErrorCode::UnterminatedQuote => "unterminated_quote",

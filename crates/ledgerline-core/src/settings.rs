@@ -168,13 +168,20 @@ pub struct Settings {
     pub memory_threshold_mb: u64,
     /// `optimization_level` (`OPTIMIZE_LEVEL`): 1–3; default 2.
     pub optimization_level: u8,
+    /// `max_record_bytes` (`LEDGERLINE_MAX_RECORD_BYTES`): the raw bytes of
+    /// one CSV record above which it is the row error `record_too_long`
+    /// (SPEC §10); a whole number >= 1, default 16,777,216 (16 MiB).
+    pub max_record_bytes: usize,
 }
+
+/// The default `max_record_bytes`: 16 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
 
 /// The default `null_values`.
 pub const DEFAULT_NULL_VALUES: [&str; 6] = ["NA", "N/A", "#N/A", "NULL", "None", "NaN"];
 
 /// Setting names with their environment variables, in the order they are read.
-const ENV_VARS: [(&str, &str); 14] = [
+const ENV_VARS: [(&str, &str); 15] = [
     ("date_order", "LEDGERLINE_DATE_ORDER"),
     ("decimal_separator", "LEDGERLINE_DECIMAL_SEPARATOR"),
     ("default_currency", "LEDGERLINE_DEFAULT_CURRENCY"),
@@ -189,6 +196,7 @@ const ENV_VARS: [(&str, &str); 14] = [
     ("chunk_size", "OPTIMIZE_CHUNK_SIZE"),
     ("memory_threshold", "OPTIMIZE_MEMORY_THRESHOLD"),
     ("optimization_level", "OPTIMIZE_LEVEL"),
+    ("max_record_bytes", "LEDGERLINE_MAX_RECORD_BYTES"),
 ];
 
 impl Default for Settings {
@@ -209,11 +217,20 @@ impl Default for Settings {
             chunk_size: 5000,
             memory_threshold_mb: 1024,
             optimization_level: 2,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
 
 impl Settings {
+    /// The bytes one file may hold in memory whole (a gzip-compressed
+    /// workbook inflated for random access, an input read from a stream):
+    /// half of `memory_threshold`. A file that would need more is
+    /// `unreadable`, never an unbounded allocation.
+    pub fn whole_file_budget_bytes(&self) -> u64 {
+        self.memory_threshold_mb.saturating_mul(1 << 20) / 2
+    }
+
     /// Defaults overlaid with the environment variables that are set (see
     /// each field). A bad value is an `invalid_settings` error naming the
     /// variable.
@@ -328,6 +345,11 @@ impl Settings {
                     .ok_or_else(|| bad("expected megabytes >= 1"))?
                     as u64
             }
+            "max_record_bytes" => {
+                self.max_record_bytes = parse_count(value)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("expected a whole number of bytes >= 1"))?
+            }
             "optimization_level" | "level" => {
                 self.optimization_level = match value.trim() {
                     "1" => 1,
@@ -377,6 +399,7 @@ mod tests {
         assert_eq!(s.chunk_size, 5000);
         assert_eq!(s.memory_threshold_mb, 1024);
         assert_eq!(s.optimization_level, 2);
+        assert_eq!(s.max_record_bytes, 16_777_216);
         assert!(s.max_workers >= 5 && s.max_workers <= 32);
         assert_eq!(s.null_values.len(), 6);
     }
@@ -387,12 +410,14 @@ mod tests {
             "OPTIMIZE_CHUNK_SIZE" => Some("77".into()),
             "LEDGERLINE_DATE_ORDER" => Some("dmy".into()),
             "LEDGERLINE_MAP" => Some("invoice_id=Nr;currency=Cur".into()),
+            "LEDGERLINE_MAX_RECORD_BYTES" => Some("4096".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(s.chunk_size, 77);
         assert_eq!(s.date_order, DateOrder::Dmy);
         assert_eq!(s.column_map.len(), 2);
+        assert_eq!(s.max_record_bytes, 4096);
         s.apply("chunk_size", "9").unwrap();
         assert_eq!(s.chunk_size, 9);
         let err = Settings::from_vars(|k| (k == "OPTIMIZE_LEVEL").then(|| "4".into())).unwrap_err();
@@ -417,6 +442,10 @@ mod tests {
             ("default_currency", "  "),
             ("level", "0"),
             ("workers", "0"),
+            ("max_record_bytes", "0"),
+            ("max_record_bytes", "-5"),
+            ("max_record_bytes", "16MiB"),
+            ("max_record_bytes", "99999999999999999999999"),
             ("bogus", "1"),
         ] {
             let err = s.apply(name, value).unwrap_err();

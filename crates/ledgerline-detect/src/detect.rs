@@ -143,11 +143,23 @@ fn gzip<'a, R: Read + 'a>(source: R, settings: &Settings) -> Result<Detection, F
             }
             magic @ (Magic::Zip | Magic::Ole2) => {
                 // Zip is read from its end and OLE2 by sector: both need the
-                // whole content, which a gzip stream can only give in memory.
+                // whole content, which a gzip stream can only give in memory,
+                // so no more than the memory budget allows.
+                let limit = settings.whole_file_budget_bytes();
                 let mut whole = head;
-                content
+                let room = limit.saturating_add(1).saturating_sub(whole.len() as u64);
+                (&mut content)
+                    .take(room)
                     .read_to_end(&mut whole)
                     .map_err(|e| gzip_error(&e))?;
+                if whole.len() as u64 > limit {
+                    return Err(FileError::new(
+                        FileErrorCode::Unreadable,
+                        format!(
+                            "refused: the gzip-compressed workbook inflates beyond the memory budget ({limit} bytes, half of memory_threshold)"
+                        ),
+                    ));
+                }
                 let format = if magic == Magic::Zip {
                     zip_format(Cursor::new(whole))?
                 } else {
@@ -490,6 +502,25 @@ mod tests {
         assert_eq!(detect(&gz(&xls)).unwrap().format, Format::Xls);
         let other = zip_of(&[("a.txt", b"a")], false);
         assert_eq!(code(&gz(&other)), FileErrorCode::UnsupportedFormat);
+    }
+
+    #[test]
+    fn gzip_of_a_workbook_is_capped_by_the_memory_budget() {
+        // A zip whose stored entry is 3 MiB of zeros: it inflates past a
+        // 4 MB threshold's budget (2 MiB), and is refused while reading,
+        // not after holding all of it.
+        let zeros = vec![0u8; 3 << 20];
+        let xlsx = zip_of(&[("xl/workbook.xml", b"<w/>"), ("pad.bin", &zeros)], false);
+        let mut settings = Settings {
+            memory_threshold_mb: 4,
+            ..Settings::default()
+        };
+        let err = detect_bytes("big.xlsx.gz", &gz(&xlsx), &settings).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Unreadable);
+        assert!(err.message.contains("memory budget"), "{}", err.message);
+        settings.memory_threshold_mb = 8;
+        let ok = detect_bytes("big.xlsx.gz", &gz(&xlsx), &settings).unwrap();
+        assert_eq!(ok.format, Format::Xlsx);
     }
 
     #[test]

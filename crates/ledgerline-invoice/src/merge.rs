@@ -74,6 +74,12 @@ impl Merger {
         }
     }
 
+    /// Counts `rows` blank rows that count whatever follows (the
+    /// prelude's left-out blank batches, [`crate::Prelude::blank_rows`]).
+    pub fn add_blank(&mut self, rows: u64) {
+        self.counts.blank += rows;
+    }
+
     /// Adds the result of the next chunk in file order.
     ///
     /// Invoices are looked up once per chunk ([`crate::validate::Group`]):

@@ -25,7 +25,17 @@ pub struct Prelude {
     pub warnings: Vec<Warning>,
     /// Data records already read while deciding, in file order: validate
     /// them before reading on.
+    ///
+    /// Batches holding only blank records are not kept (a file of a
+    /// header and a hundred million empty lines would otherwise be held
+    /// whole): they are counted in [`Prelude::blank_rows`] instead.
     pub pending: Vec<RecordBatch>,
+    /// Blank rows of the batches left out of [`Prelude::pending`] that
+    /// count in `rows.blank`: add them to the merger
+    /// ([`crate::Merger::add_blank`]). For a sheet, the blank rows after
+    /// its last non-blank row are not among them (SPEC §3); every blank
+    /// CSV line is.
+    pub blank_rows: u64,
     /// Whether the input ended while reading the prelude.
     pub at_end: bool,
 }
@@ -56,9 +66,21 @@ pub fn read_prelude(
         }
         let found = batch
             .iter()
-            .position(|r| !r.fields().all(|f| rules.is_empty_value(f)));
+            // A too-long record holds no field but is not blank (SPEC §10).
+            .position(|r| {
+                r.status() == RecordStatus::TooLong || !r.fields().all(|f| rules.is_empty_value(f))
+            });
         if let Some(i) = found {
             let r = batch.record(i);
+            if r.status() == RecordStatus::TooLong {
+                return Err(FileError::new(
+                    FileErrorCode::Unreadable,
+                    format!(
+                        "{file}: the header record (row {}) is longer than max_record_bytes",
+                        r.row()
+                    ),
+                ));
+            }
             let names: Vec<String> = r
                 .fields()
                 .map(|f| String::from_utf8_lossy(f).into_owned())
@@ -81,6 +103,7 @@ pub fn read_prelude(
     if !rest.is_empty() {
         pending.push(rest);
     }
+    let mut blank_rows = 0u64;
     let date_order = match rules.date_order {
         DateOrder::Dmy | DateOrder::Mdy => rules.date_order,
         DateOrder::Auto => {
@@ -112,14 +135,31 @@ pub fn read_prelude(
             for b in &pending {
                 tally(b, &mut seen);
             }
+            // Blank rows of left-out batches since the last kept one: they
+            // count once a non-blank row follows (always, for CSV).
+            let mut blank_run = 0u64;
+            let mut b = RecordBatch::new();
             while seen < VOTE_RECORDS && !at_end {
-                let mut b = RecordBatch::new();
                 if read(&mut b, batch_size)? == 0 {
                     at_end = true;
                     break;
                 }
+                let blank = |r: &ledgerline_core::Record<'_>| {
+                    r.status() == RecordStatus::Ok && r.fields().all(|f| rules.is_empty_value(f))
+                };
+                if b.iter().all(|r| blank(&r)) {
+                    // Validation would only count these: count them here
+                    // and reuse the batch.
+                    blank_run += b.len() as u64;
+                    continue;
+                }
                 tally(&b, &mut seen);
-                pending.push(b);
+                blank_rows += blank_run;
+                blank_run = 0;
+                pending.push(std::mem::take(&mut b));
+            }
+            if csv {
+                blank_rows += blank_run;
             }
             let (order, ambiguous) = vote.decide();
             if ambiguous {
@@ -140,6 +180,105 @@ pub fn read_prelude(
         date_order,
         warnings,
         pending,
+        blank_rows,
         at_end,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Merger, Validator};
+    use ledgerline_core::Settings;
+
+    const HEADER: [&str; 6] = [
+        "invoice_id",
+        "invoice_date",
+        "customer_id",
+        "quantity",
+        "unit_price",
+        "currency",
+    ];
+
+    /// A reader of `batches`: each a list of records, `None` for a blank
+    /// one; rows numbered from 1.
+    fn source(
+        batches: Vec<Vec<Option<RecordStatus>>>,
+    ) -> impl FnMut(&mut RecordBatch, usize) -> Result<usize, FileError> {
+        let mut batches = batches.into_iter();
+        let mut row = 0u64;
+        move |batch, _max| {
+            batch.clear();
+            let Some(records) = batches.next() else {
+                return Ok(0);
+            };
+            for r in &records {
+                row += 1;
+                match r {
+                    None => batch.push_field(b"  "),
+                    Some(RecordStatus::Ok) if row == 1 => {
+                        HEADER.iter().for_each(|h| batch.push_field(h.as_bytes()))
+                    }
+                    Some(RecordStatus::Ok) => {
+                        for f in ["I1", "01/02/2024", "C1", "1", "2.00", "EUR"] {
+                            batch.push_field(f.as_bytes());
+                        }
+                    }
+                    Some(_) => {}
+                }
+                batch.finish_record(row, r.unwrap_or(RecordStatus::Ok));
+            }
+            Ok(records.len())
+        }
+    }
+
+    fn counts(prelude: &Prelude, rules: &Rules, csv: bool) -> (u64, u64, u64) {
+        let validator = Validator::new(rules, &prelude.columns, prelude.date_order, false, csv);
+        let mut merger = Merger::new(10);
+        merger.add_blank(prelude.blank_rows);
+        for b in &prelude.pending {
+            merger.push(validator.validate(b));
+        }
+        let c = merger.counts();
+        (c.valid, c.invalid, c.blank)
+    }
+
+    #[test]
+    fn a_too_long_header_is_unreadable() {
+        let rules = Rules::new(&Settings::default()).unwrap();
+        let read = source(vec![vec![None, Some(RecordStatus::TooLong)]]);
+        let err = read_prelude(&rules, "f.csv", true, false, 10, read).unwrap_err();
+        assert_eq!(err.code, FileErrorCode::Unreadable);
+        assert!(err.message.contains("max_record_bytes"), "{}", err.message);
+    }
+
+    #[test]
+    fn blank_batches_are_counted_not_kept() {
+        let rules = Rules::new(&Settings::default()).unwrap();
+        let ok = Some(RecordStatus::Ok);
+        let blanks = vec![None; 50];
+        let mut batches = vec![vec![ok, None]];
+        for _ in 0..100 {
+            batches.push(blanks.clone());
+        }
+        batches.push(vec![None, Some(RecordStatus::TooLong), None]);
+        batches.push(blanks.clone());
+        batches.push(vec![ok]);
+        batches.push(blanks.clone());
+        for csv in [true, false] {
+            let prelude =
+                read_prelude(&rules, "f", csv, false, 10, source(batches.clone())).unwrap();
+            assert!(prelude.at_end);
+            // Kept: the header's rest and the two batches with data.
+            assert_eq!(prelude.pending.len(), 3);
+            assert_eq!(prelude.blank_rows, 5050 + if csv { 50 } else { 0 });
+            // CSV counts every blank line; a sheet not the trailing ones.
+            let want_blank = 1 + 5000 + 2 + 50 + if csv { 50 } else { 0 };
+            assert_eq!(
+                counts(&prelude, &rules, csv),
+                (1, 1, want_blank),
+                "csv {csv}"
+            );
+        }
+    }
 }

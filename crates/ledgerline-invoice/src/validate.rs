@@ -285,6 +285,14 @@ impl<'a> Validator<'a> {
     ) -> Outcome {
         let row = record.row();
         match record.status() {
+            RecordStatus::TooLong => {
+                errors.push(whole_record(
+                    row,
+                    ErrorCode::RecordTooLong,
+                    "the record is longer than max_record_bytes; it was skipped unread",
+                ));
+                return Outcome::Invalid;
+            }
             RecordStatus::UnterminatedQuote => {
                 errors.push(whole_record(row, ErrorCode::UnterminatedQuote, "a quoted field is still open at the end of the file; nothing after it was read"));
                 return Outcome::Invalid;

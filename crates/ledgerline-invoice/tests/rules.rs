@@ -3,7 +3,12 @@
 //! records built by hand: no reader, no processor. Expected values are
 //! worked out from the SPEC by hand.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 
 use ledgerline_core::{RecordBatch, RecordStatus, Report, Settings, Source};
 use ledgerline_invoice::{read_prelude, Merger, Rules, Validator};
@@ -45,6 +50,7 @@ fn process(rows: &[Vec<&str>], chunk: usize, settings: &Settings) -> Report {
     let prelude = read_prelude(&rules, "t.csv", true, false, chunk, &mut read).unwrap();
     let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true);
     let mut merger = Merger::new(rules.max_errors);
+    merger.add_blank(prelude.blank_rows);
     for b in &prelude.pending {
         merger.push(validator.validate(b));
     }

@@ -25,8 +25,12 @@ use ledgerline_read::CsvRangeParser;
 /// Smallest block handed to a worker.
 const MIN_BLOCK: usize = 64 * 1024;
 /// A carry longer than this without a boundary gives up level 3 (e.g. a
-/// file with lone `\r` line breaks, or one enormous quoted field).
+/// file with lone `\r` line breaks, or one enormous quoted field); less
+/// when `max_record_bytes` is smaller: a carry longer than one record can
+/// be holds a record level 2 skips without holding it.
 const MAX_CARRY: usize = 64 * 1024 * 1024;
+/// Largest block asked for, whatever the governor's plan.
+pub(crate) const MAX_BLOCK: usize = 64 * 1024 * 1024;
 
 /// The plain UTF-8 CSV facts level 3 needs, or `None` when the file must
 /// run at level 2 (gzip, Excel, other encodings).
@@ -53,6 +57,8 @@ pub(crate) struct BlockCutter {
     pub(crate) bytes: u64,
     /// Wanted block size.
     pub(crate) target: usize,
+    /// A carry without a boundary longer than this falls back to level 2.
+    max_carry: usize,
 }
 
 /// A block of whole records.
@@ -62,7 +68,12 @@ pub(crate) struct Block {
 }
 
 impl BlockCutter {
-    pub(crate) fn open(path: &Path, skip: usize, target: usize) -> Result<BlockCutter, FileError> {
+    pub(crate) fn open(
+        path: &Path,
+        skip: usize,
+        target: usize,
+        max_record_bytes: usize,
+    ) -> Result<BlockCutter, FileError> {
         let name = path.display().to_string();
         let mut file = File::open(path)
             .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
@@ -76,6 +87,7 @@ impl BlockCutter {
             eof: false,
             bytes: skip as u64,
             target: target.max(MIN_BLOCK),
+            max_carry: max_record_bytes.saturating_add(MIN_BLOCK).min(MAX_CARRY),
         })
     }
 
@@ -104,7 +116,7 @@ impl BlockCutter {
                     last: false,
                 }));
             }
-            if buf.len() > MAX_CARRY {
+            if buf.len() > self.max_carry {
                 return Err(L3Error::Fallback);
             }
         }
@@ -174,16 +186,20 @@ fn last_boundary(buf: &[u8], quotes: usize) -> Option<usize> {
 }
 
 /// Parses a whole block into `batch` (cleared first), rows numbered from
-/// `first_line`; returns the block's line breaks. A block that is not the
-/// last and ends inside a quoted field was cut in the wrong place.
+/// `first_line`, records over `max_record_bytes` marked too long as the
+/// streaming reader marks them; returns the block's line breaks. A block
+/// that is not the last and ends inside a quoted field was cut in the
+/// wrong place.
 pub(crate) fn parse_block(
     block: &Block,
     delimiter: u8,
+    max_record_bytes: usize,
     first_line: u64,
     batch: &mut RecordBatch,
 ) -> Result<u64, L3Error> {
     batch.clear();
-    let mut parser = CsvRangeParser::new(delimiter, first_line);
+    let mut parser =
+        CsvRangeParser::new(delimiter, first_line).with_max_record_bytes(max_record_bytes);
     parser.parse(&block.bytes, true, batch, usize::MAX)?;
     let open_quote = batch
         .len()

@@ -48,7 +48,7 @@ use ledgerline_session::{self as session, check_cancel, guarded, row_range, Sess
 
 mod level3;
 
-use level3::{BlockCutter, Done, L3Error, Work};
+use level3::{BlockCutter, Done, L3Error, Work, MAX_BLOCK};
 
 pub use ledgerline_core::{CancelToken, ChunkHook};
 
@@ -128,6 +128,7 @@ impl OptimizedProcessor {
             .iter()
             .map(RecordBatch::len)
             .sum::<usize>()
+            + usize::try_from(session.prelude.blank_rows).unwrap_or(usize::MAX)
             + 1;
         let bytes_per_row = reader.bytes_read() as f64 / rows_read as f64;
         let plan = governor.plan(bytes_per_row);
@@ -136,6 +137,7 @@ impl OptimizedProcessor {
             std::mem::take(&mut session.prelude.pending).into();
         let validator = session.validator(reader.info());
         let mut merger = Merger::new(session.rules.max_errors);
+        merger.add_blank(session.prelude.blank_rows);
         let mut at_end = session.prelude.at_end;
         let chunk_rows = plan.chunk_rows;
         let mut chunks = 0u64;
@@ -173,7 +175,8 @@ impl OptimizedProcessor {
                     let mut batch = pool_rx.try_recv().unwrap_or_else(|_| {
                         RecordBatch::with_capacity(chunk_rows, 12, chunk_rows * 128)
                     });
-                    let read = reader_ref.read_batch(&mut batch, chunk_rows)?;
+                    let read =
+                        session::read_batch(name, reader_ref.as_mut(), &mut batch, chunk_rows)?;
                     bytes_read.store(reader_ref.bytes_read(), Ordering::Relaxed);
                     if read == 0 {
                         at_end = true;
@@ -233,7 +236,8 @@ impl OptimizedProcessor {
         let name = path.display().to_string();
         let governor = Governor::with_limits(&self.settings, run.limits);
         let monitor = governor.monitor(Duration::from_millis(10));
-        let mut cutter = BlockCutter::open(path, bom, 1 << 20)?;
+        let max_record = self.settings.max_record_bytes;
+        let mut cutter = BlockCutter::open(path, bom, 1 << 20, max_record)?;
 
         // The prelude, parsed block by block on this thread.
         let mut next_line = 1u64;
@@ -258,7 +262,7 @@ impl OptimizedProcessor {
                         return Err(FileError::new(FileErrorCode::Internal, "fallback"));
                     }
                 };
-                match level3::parse_block(&block, delimiter, next_line, batch) {
+                match level3::parse_block(&block, delimiter, max_record, next_line, batch) {
                     Ok(lines) => {
                         next_line += lines;
                         Ok(batch.len())
@@ -277,13 +281,16 @@ impl OptimizedProcessor {
             Err(e) => return Err(L3Error::File(e)),
         };
         let prelude_seconds = started.elapsed().as_secs_f64();
-        let rows_read: usize = prelude.pending.iter().map(RecordBatch::len).sum::<usize>() + 1;
+        let rows_read: usize = prelude.pending.iter().map(RecordBatch::len).sum::<usize>()
+            + usize::try_from(prelude.blank_rows).unwrap_or(usize::MAX)
+            + 1;
         let bytes_per_row = cutter.bytes as f64 / rows_read as f64;
         let plan = governor.plan(bytes_per_row);
-        cutter.target = ((plan.chunk_rows as f64 * bytes_per_row) as usize).max(1);
+        cutter.target = ((plan.chunk_rows as f64 * bytes_per_row) as usize).clamp(1, MAX_BLOCK);
 
         let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true);
         let mut merger = Merger::new(rules.max_errors);
+        merger.add_blank(prelude.blank_rows);
         let mut pending: VecDeque<RecordBatch> = std::mem::take(&mut prelude.pending).into();
         let at_end = prelude.at_end;
         let mut line_offset = next_line - 1;
@@ -318,7 +325,7 @@ impl OptimizedProcessor {
                 }
                 Work::Raw(block) => {
                     let mut batch = RecordBatch::new();
-                    match level3::parse_block(block, delimiter, 1, &mut batch) {
+                    match level3::parse_block(block, delimiter, max_record, 1, &mut batch) {
                         Ok(lines) => {
                             // Caught here rather than by the scheduler, so the
                             // merge can name the rows once it knows where the

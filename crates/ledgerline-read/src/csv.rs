@@ -14,6 +14,44 @@ use crate::{RecordReader, SourceInfo};
 /// Bytes read from the stream at a time.
 const BLOCK_LEN: usize = 256 * 1024;
 
+/// Limits of the CSV reader: how long a record and how large a batch may
+/// grow. Memory is bounded by these, never by the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CsvLimits {
+    /// Raw bytes above which a record is
+    /// [`RecordStatus::TooLong`](ledgerline_core::RecordStatus) (the
+    /// `max_record_bytes` setting).
+    pub max_record_bytes: usize,
+    /// A batch ends after the record that takes its field bytes (plus 4
+    /// per field) to this many, whatever the record count asked for.
+    pub max_batch_bytes: usize,
+}
+
+/// The default batch byte cap: 4 MiB, so that a chunk of records costs
+/// about the same whatever the records' size (5,000 records of 16 MiB
+/// would be 80 GB).
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 << 20;
+
+impl CsvLimits {
+    /// The limits the settings give: their `max_record_bytes` and the
+    /// default batch cap.
+    pub fn from_settings(settings: &ledgerline_core::Settings) -> CsvLimits {
+        CsvLimits {
+            max_record_bytes: settings.max_record_bytes,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+        }
+    }
+}
+
+impl Default for CsvLimits {
+    fn default() -> CsvLimits {
+        CsvLimits {
+            max_record_bytes: ledgerline_core::DEFAULT_MAX_RECORD_BYTES,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+        }
+    }
+}
+
 /// Reads CSV records from a UTF-8 stream in blocks of [`BLOCK_LEN`] bytes.
 pub(crate) struct CsvReader {
     name: String,
@@ -39,6 +77,7 @@ impl CsvReader {
         delimiter: u8,
         source: Box<dyn Read + Send>,
         bytes_read: Arc<AtomicU64>,
+        limits: CsvLimits,
     ) -> CsvReader {
         CsvReader {
             name: name.to_string(),
@@ -48,7 +87,9 @@ impl CsvReader {
             start: 0,
             end: 0,
             eof: false,
-            parser: CsvRangeParser::new(delimiter, 1),
+            parser: CsvRangeParser::new(delimiter, 1)
+                .with_max_record_bytes(limits.max_record_bytes)
+                .with_max_batch_bytes(limits.max_batch_bytes),
             bytes_read,
             failed: None,
         }
@@ -90,6 +131,9 @@ impl CsvReader {
             )?;
             self.start += got.consumed;
             records += got.records;
+            if got.full {
+                break;
+            }
         }
         Ok(records)
     }
@@ -106,6 +150,8 @@ impl RecordReader for CsvReader {
         max_records: usize,
     ) -> Result<usize, FileError> {
         batch.clear();
+        // One huge record must not keep its memory for every later batch.
+        batch.shrink_to(self.parser.max_batch_bytes().saturating_mul(2));
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }

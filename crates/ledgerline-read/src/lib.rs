@@ -47,6 +47,7 @@ use std::path::Path;
 use ledgerline_core::{FileError, FileErrorCode, RecordBatch, Settings};
 use ledgerline_detect::{Detection, Format, TextLayout};
 
+pub use csv::{CsvLimits, DEFAULT_MAX_BATCH_BYTES};
 pub use excel::Layout as SheetLayout;
 pub use parser::{CsvRangeParser, Parsed};
 
@@ -166,24 +167,53 @@ fn open_path_as(
     let layout = csv_layout(&detection)?;
     let file =
         File::open(path).map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-    open_csv(&name, Box::new(file), detection.gzip_layers, &layout)
+    open_csv_with(
+        &name,
+        Box::new(file),
+        detection.gzip_layers,
+        &layout,
+        CsvLimits::from_settings(settings),
+    )
 }
 
 /// Opens everything `reader` yields, as [`open_path`] opens a file; `name`
 /// stands for it in messages.
 ///
 /// The input is read into memory first, since detection needs to see all of
-/// a gzip stream; this is the less common path.
+/// a gzip stream; this is the less common path. It is bounded like
+/// [`read_bounded`]: a larger input is `unreadable`.
 pub fn open_reader(
     name: &str,
     mut reader: Box<dyn Read + Send>,
     settings: &Settings,
 ) -> Result<Box<dyn RecordReader>, FileError> {
+    let bytes = read_bounded(name, &mut reader, settings)?;
+    open_bytes(name, bytes, settings)
+}
+
+/// Reads all of `reader` into memory, refusing (`unreadable`, naming the
+/// limit) an input larger than the memory budget,
+/// [`Settings::whole_file_budget_bytes`]; `io` when reading fails.
+pub fn read_bounded(
+    name: &str,
+    reader: &mut dyn Read,
+    settings: &Settings,
+) -> Result<Vec<u8>, FileError> {
+    let limit = settings.whole_file_budget_bytes();
     let mut bytes = Vec::new();
     reader
+        .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
-    open_bytes(name, bytes, settings)
+    if bytes.len() as u64 > limit {
+        return Err(FileError::new(
+            FileErrorCode::Unreadable,
+            format!(
+                "{name}: refused: an input read from a stream is held in memory, and this one is larger than the memory budget ({limit} bytes, half of memory_threshold); process it as a file"
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Opens a reader over a file's bytes already in memory (any format);
@@ -214,11 +244,12 @@ pub fn open_bytes(
         );
     }
     let layout = csv_layout(&detection)?;
-    open_csv(
+    open_csv_with(
         name,
         Box::new(Cursor::new(bytes)),
         detection.gzip_layers,
         &layout,
+        CsvLimits::from_settings(settings),
     )
 }
 
@@ -226,11 +257,26 @@ pub fn open_bytes(
 /// nested gzip streams (0 for none; [`Detection::gzip_layers`]), read with
 /// `layout`: its byte order mark skipped, its encoding transcoded to UTF-8,
 /// its delimiter. `name` stands for the file in messages.
+///
+/// Records are limited as [`CsvLimits::default`] says; [`open_csv_with`]
+/// takes other limits.
 pub fn open_csv(
     name: &str,
     raw: Box<dyn Read + Send>,
     gzip_layers: u8,
     layout: &TextLayout,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    open_csv_with(name, raw, gzip_layers, layout, CsvLimits::default())
+}
+
+/// [`open_csv`] with the record and batch limits given (see
+/// [`CsvLimits::from_settings`]).
+pub fn open_csv_with(
+    name: &str,
+    raw: Box<dyn Read + Send>,
+    gzip_layers: u8,
+    layout: &TextLayout,
+    limits: CsvLimits,
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let (text, bytes_read) =
         stream::text_stream(name, raw, gzip_layers, layout.bom_len, layout.encoding)?;
@@ -240,6 +286,7 @@ pub fn open_csv(
         layout.delimiter,
         text,
         bytes_read,
+        limits,
     )))
 }
 
@@ -263,7 +310,7 @@ fn gunzip_bounded(
     layers: u8,
     settings: &Settings,
 ) -> Result<Vec<u8>, FileError> {
-    let limit = settings.memory_threshold_mb.saturating_mul(1 << 20) / 2;
+    let limit = settings.whole_file_budget_bytes();
     let mut out = Vec::new();
     stream::gunzip_layers(raw, layers)
         .take(limit.saturating_add(1))
@@ -281,7 +328,7 @@ fn gunzip_bounded(
         return Err(FileError::new(
             FileErrorCode::Unreadable,
             format!(
-                "{name}: refused: the gzip-compressed workbook inflates beyond the memory budget"
+                "{name}: refused: the gzip-compressed workbook inflates beyond the memory budget ({limit} bytes, half of memory_threshold)"
             ),
         ));
     }

@@ -2,14 +2,23 @@
 //! and blank lines of SPEC §1 and §3 that `csv-core` does not provide.
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
-use ledgerline_core::{FileError, FileErrorCode, RecordBatch, RecordStatus};
+use ledgerline_core::{
+    FileError, FileErrorCode, RecordBatch, RecordStatus, DEFAULT_MAX_RECORD_BYTES,
+};
 
 /// A UTF-8 byte order mark.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Output room handed to `csv-core` at first; doubled whenever one field
-/// outgrows it.
+/// outgrows it (up to the record limit), and back to this after the record.
 const INITIAL_SLACK: usize = 64 * 1024;
+
+/// Field ends taken from `csv-core` per call at most: a record of millions
+/// of fields is read in several calls rather than with a huge buffer.
+const MAX_CALL_ENDS: usize = 64 * 1024;
+
+/// Bytes a batch's field ends cost, counted toward the batch byte cap.
+const END_BYTES: usize = std::mem::size_of::<u32>();
 
 /// Below this much room left in the batch's data, it is grown before
 /// `csv-core` is called, so that a call almost always finishes a record.
@@ -20,11 +29,16 @@ const MIN_ROOM: usize = 4 * 1024;
 pub struct Parsed {
     /// Records appended to the batch.
     pub records: usize,
-    /// Bytes of the input consumed. Unless the record limit was reached or
-    /// parsing is [done](CsvRangeParser::is_done), this is all of it: a
-    /// record cut by the end of the input is kept by the parser and the
-    /// batch, and the next call continues it.
+    /// Bytes of the input consumed. Unless the record limit was reached,
+    /// the batch is [full](Parsed::full) or parsing is
+    /// [done](CsvRangeParser::is_done), this is all of it: a record cut by
+    /// the end of the input is kept by the parser and the batch, and the
+    /// next call continues it.
     pub consumed: usize,
+    /// The batch reached the parser's byte cap
+    /// ([`CsvRangeParser::max_batch_bytes`]) after a whole record: hand the
+    /// rest of the input over with the next batch.
+    pub full: bool,
 }
 
 /// Parses UTF-8 CSV bytes into [`RecordBatch`] records, with SPEC row
@@ -40,7 +54,19 @@ pub struct Parsed {
 /// - marks a record [`RecordStatus::InvalidEncoding`] when a field is not
 ///   valid UTF-8, and a record whose quoted field is still open at the end
 ///   of the input [`RecordStatus::UnterminatedQuote`]; that record is the
-///   last.
+///   last;
+/// - marks a record whose raw bytes (from its first byte to the line break
+///   that ends it, quotes and delimiters included) exceed
+///   [`CsvRangeParser::max_record_bytes`] [`RecordStatus::TooLong`] (SPEC
+///   §10), whatever else is wrong with it: its fields are dropped as soon as
+///   it is known to be too long, the rest of it is run through `csv-core`
+///   only to find where it ends (quotes respected), and it is appended
+///   without any field;
+/// - stops a batch after the record that takes its bytes (field data plus
+///   field ends) to [`CsvRangeParser::max_batch_bytes`].
+///
+/// Memory is therefore bounded by the limits, whatever the input: the
+/// batch, plus about `max_record_bytes` for the record in progress.
 ///
 /// The same parser serves the streaming reader (input block by block) and
 /// parsing one byte range of a memory-mapped file in parallel: start it at
@@ -78,6 +104,14 @@ pub struct CsvRangeParser {
     slack: usize,
     /// Field ends of the current call, relative to the record's start.
     ends: Vec<usize>,
+    /// Raw bytes above which a record is [`RecordStatus::TooLong`].
+    max_record_bytes: usize,
+    /// Batch bytes after which no further record is started.
+    max_batch_bytes: usize,
+    /// Raw input bytes of the record in progress consumed so far.
+    record_raw: usize,
+    /// The record in progress is too long: its output is thrown away.
+    skipping: bool,
 }
 
 impl CsvRangeParser {
@@ -99,7 +133,45 @@ impl CsvRangeParser {
             done: false,
             slack: INITIAL_SLACK,
             ends: vec![0; 64],
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_batch_bytes: usize::MAX,
+            record_raw: 0,
+            skipping: false,
         }
+    }
+
+    /// Sets the raw bytes above which a record is [`RecordStatus::TooLong`]
+    /// (the `max_record_bytes` setting; default 16 MiB; at least 1).
+    pub fn with_max_record_bytes(mut self, bytes: usize) -> CsvRangeParser {
+        self.max_record_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets the byte cap of a batch: once a record takes the batch's field
+    /// data plus field ends (4 bytes each) to `bytes` or more, the call
+    /// returns with [`Parsed::full`] (default: no cap beyond the 4 GiB a
+    /// batch can address; at least 1).
+    pub fn with_max_batch_bytes(mut self, bytes: usize) -> CsvRangeParser {
+        self.max_batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// The raw bytes above which a record is [`RecordStatus::TooLong`].
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record_bytes
+    }
+
+    /// The byte cap of a batch.
+    pub fn max_batch_bytes(&self) -> usize {
+        self.max_batch_bytes
+    }
+
+    /// The most output room requested for one record: a record is dropped
+    /// once its raw bytes (never fewer than its field bytes) pass the limit.
+    fn max_slack(&self) -> usize {
+        self.max_record_bytes
+            .saturating_add(MIN_ROOM)
+            .max(INITIAL_SLACK)
     }
 
     /// The line number at the current input position: after the last
@@ -145,6 +217,7 @@ impl CsvRangeParser {
             pos: 0,
             records: 0,
             committed,
+            full: false,
         };
         let result = self.run(input, eof, batch, max_records, &mut state);
         // `run` may leave zeroed room after the written bytes.
@@ -154,6 +227,7 @@ impl CsvRangeParser {
         result.map(|()| Parsed {
             records: state.records,
             consumed: state.pos,
+            full: state.full,
         })
     }
 
@@ -167,6 +241,15 @@ impl CsvRangeParser {
     ) -> Result<(), FileError> {
         while st.records < max_records && !self.done {
             if !self.in_record {
+                let fields = batch.text_buffers_mut().map_or(0, |(_, e)| e.len());
+                if st
+                    .committed
+                    .saturating_add(fields.saturating_mul(END_BYTES))
+                    >= self.max_batch_bytes
+                {
+                    st.full = true;
+                    break;
+                }
                 self.skip_empty_lines(input, batch, max_records, st)?;
                 if st.records == max_records {
                     break;
@@ -180,6 +263,8 @@ impl CsvRangeParser {
                 self.record_base = st.committed;
                 self.record_len = 0;
                 self.record_first_field = batch.text_buffers_mut().map_or(0, |(_, e)| e.len());
+                self.record_raw = 0;
+                self.skipping = false;
             }
             if st.pos == input.len() && !eof {
                 break;
@@ -191,7 +276,13 @@ impl CsvRangeParser {
                 return Err(internal("a CSV batch cannot hold non-text cells"));
             };
             if data.len() < st.committed + MIN_ROOM {
-                data.resize(st.committed + self.slack, 0);
+                // A record being skipped reuses the same room over and over.
+                let room = if self.skipping {
+                    INITIAL_SLACK
+                } else {
+                    self.slack
+                };
+                data.resize(st.committed + room, 0);
             }
             let mut unterminated = false;
             let (res, nin, nout, nend) = if st.pos == input.len() {
@@ -233,15 +324,31 @@ impl CsvRangeParser {
             self.count_breaks(&input[st.pos..st.pos + nin]);
             self.core_in_record |= nin > 0;
             st.pos += nin;
-            st.committed += nout;
-            self.record_len += nout;
-            for &end in &self.ends[..nend] {
-                let end = u32::try_from(self.record_base + end).map_err(|_| too_large())?;
-                ends.push(end);
+            self.record_raw = self.record_raw.saturating_add(nin);
+            // A finished record's last consumed byte is the line break that
+            // ended it (none at the end of the input); it is not the record's.
+            let terminator = usize::from(res == ReadRecordResult::Record && nin > 0);
+            if !self.skipping && self.record_raw - terminator > self.max_record_bytes {
+                // Too long: drop what it wrote, keep only finding its end.
+                self.skipping = true;
+                ends.truncate(self.record_first_field);
+                st.committed = self.record_base;
+                self.record_len = 0;
+                self.slack = INITIAL_SLACK;
+            }
+            if !self.skipping {
+                st.committed += nout;
+                self.record_len += nout;
+                for &end in &self.ends[..nend] {
+                    let end = u32::try_from(self.record_base + end).map_err(|_| too_large())?;
+                    ends.push(end);
+                }
             }
             match res {
                 ReadRecordResult::Record => {
-                    let status = if unterminated {
+                    let status = if self.skipping {
+                        RecordStatus::TooLong
+                    } else if unterminated {
                         RecordStatus::UnterminatedQuote
                     } else {
                         record_encoding(
@@ -254,15 +361,26 @@ impl CsvRangeParser {
                     st.records += 1;
                     self.in_record = false;
                     self.core_in_record = false;
+                    self.skipping = false;
+                    // Shrink back after a huge field.
+                    self.slack = INITIAL_SLACK;
                     if unterminated {
                         self.done = true;
                     }
                 }
                 ReadRecordResult::InputEmpty => {}
-                ReadRecordResult::OutputFull => self.slack = self.slack.saturating_mul(2),
+                ReadRecordResult::OutputFull => {
+                    if !self.skipping {
+                        self.slack = self.slack.saturating_mul(2).min(self.max_slack());
+                    }
+                }
                 ReadRecordResult::OutputEndsFull => {
-                    let grown = self.ends.len() * 2;
-                    self.ends.resize(grown, 0);
+                    // The ends of each call are copied to the batch, so the
+                    // buffer only saves calls; it need not hold a record's.
+                    if !self.skipping && self.ends.len() < MAX_CALL_ENDS {
+                        let grown = self.ends.len() * 2;
+                        self.ends.resize(grown, 0);
+                    }
                 }
                 ReadRecordResult::End => {
                     self.in_record = false;
@@ -281,7 +399,8 @@ impl CsvRangeParser {
     /// `csv-core` would split it, without running its state machine byte by
     /// byte. Returns false, having consumed and kept nothing, when the
     /// record needs `csv-core`: anything else, no line break in `input` yet,
-    /// or a byte order mark at the very start.
+    /// a byte order mark at the very start, or a line longer than
+    /// `max_record_bytes` (`csv-core` skips it without holding it).
     fn fast_record(
         &mut self,
         input: &[u8],
@@ -300,6 +419,7 @@ impl CsvRangeParser {
         let mut out = base;
         let mut pos = 0;
         let delimiter = self.delimiter;
+        let max = self.max_record_bytes;
         let line_end = loop {
             let next = if rest.get(pos) == Some(&b'"') {
                 // A quoted field: copy the runs between quotes; `""` is one
@@ -310,7 +430,7 @@ impl CsvRangeParser {
                     let Some(q) = memchr::memchr(b'"', &rest[at..]).map(|k| at + k) else {
                         break None;
                     };
-                    if memchr::memchr2(b'\n', b'\r', &rest[at..q]).is_some() {
+                    if q >= max || memchr::memchr2(b'\n', b'\r', &rest[at..q]).is_some() {
                         break None;
                     }
                     let escaped = rest.get(q + 1) == Some(&b'"');
@@ -326,13 +446,21 @@ impl CsvRangeParser {
                     at = q + 2;
                 };
                 match closed.map(|after| (after, rest.get(after))) {
-                    Some((after, Some(&b))) if b == delimiter || b == b'\n' || b == b'\r' => after,
+                    Some((after, Some(&b))) if b == delimiter || b == b'\n' || b == b'\r' => {
+                        if after > max {
+                            break None;
+                        }
+                        after
+                    }
                     _ => break None,
                 }
             } else {
                 let Some(k) = memchr::memchr3(delimiter, b'\n', b'\r', &rest[pos..]) else {
                     break None;
                 };
+                if pos + k > max {
+                    break None;
+                }
                 let field = &rest[pos..pos + k];
                 if data.len() < out + field.len() {
                     data.resize(out + field.len() + self.slack, 0);
@@ -434,6 +562,8 @@ struct Progress {
     records: usize,
     /// Bytes of the batch's data written (the rest is room).
     committed: usize,
+    /// The batch reached the byte cap.
+    full: bool,
 }
 
 /// [`RecordStatus::InvalidEncoding`] when a field of the record is not
@@ -480,7 +610,17 @@ mod tests {
         piece: usize,
         max: usize,
     ) -> Vec<(u64, RecordStatus, Vec<String>)> {
-        let mut parser = CsvRangeParser::new(b',', 1);
+        parse_limited(input, piece, max, DEFAULT_MAX_RECORD_BYTES)
+    }
+
+    /// [`parse_pieces`] with records over `limit` bytes too long.
+    fn parse_limited(
+        input: &[u8],
+        piece: usize,
+        max: usize,
+        limit: usize,
+    ) -> Vec<(u64, RecordStatus, Vec<String>)> {
+        let mut parser = CsvRangeParser::new(b',', 1).with_max_record_bytes(limit);
         let mut batch = RecordBatch::new();
         let mut at = 0;
         let mut calls = 0;
@@ -683,5 +823,186 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn long_record_is_skipped_and_rows_stay_exact() {
+        let mut input = b"a,b\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 50));
+        input.extend_from_slice(b",y\r\nc,d\n\nlast,");
+        input.extend(std::iter::repeat_n(b',', 30));
+        input.extend_from_slice(b"\nend,1");
+        let want = vec![
+            (1, RecordStatus::Ok, s(&["a", "b"])),
+            (2, RecordStatus::TooLong, vec![]),
+            (3, RecordStatus::Ok, s(&["c", "d"])),
+            (4, RecordStatus::Ok, s(&[""])),
+            (5, RecordStatus::TooLong, vec![]),
+            (6, RecordStatus::Ok, s(&["end", "1"])),
+        ];
+        for piece in [1, 2, 3, 7, 16, 64, input.len()] {
+            for max in [1, 2, usize::MAX] {
+                assert_eq!(
+                    parse_limited(&input, piece, max, 20),
+                    want,
+                    "piece {piece} max {max}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_limit_counts_raw_bytes_without_the_line_break() {
+        // `"ab""c",d` is 9 raw bytes (5 of field data): the limit is on
+        // the raw bytes, quotes and delimiters included, not the break.
+        let input = b"\"ab\"\"c\",d\r\n\"ab\"\"c\",de\r\n\"ab\"\"c\",d";
+        for piece in [1, 3, input.len()] {
+            let got = parse_limited(input, piece, usize::MAX, 9);
+            let statuses: Vec<_> = got.iter().map(|r| (r.0, r.1)).collect();
+            assert_eq!(
+                statuses,
+                vec![
+                    (1, RecordStatus::Ok),
+                    (2, RecordStatus::TooLong),
+                    (3, RecordStatus::Ok)
+                ],
+                "piece {piece}"
+            );
+            assert_eq!(got[0].2, s(&["ab\"c", "d"]));
+        }
+    }
+
+    #[test]
+    fn long_quoted_record_spanning_lines() {
+        let mut input = b"h,i\n1,\"".to_vec();
+        for _ in 0..10 {
+            input.extend_from_slice(b"aaaa,\"\"\n");
+        }
+        input.extend_from_slice(b"\",z\r\nnext,2\n");
+        // The quoted record starts on line 2 and holds 10 line breaks.
+        for piece in [1, 5, input.len()] {
+            let got = parse_limited(&input, piece, usize::MAX, 20);
+            assert_eq!(
+                got,
+                vec![
+                    (1, RecordStatus::Ok, s(&["h", "i"])),
+                    (2, RecordStatus::TooLong, vec![]),
+                    (13, RecordStatus::Ok, s(&["next", "2"])),
+                ],
+                "piece {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_long_comes_before_unterminated_quote() {
+        let got = parse_limited(b"a\n\"0123456789\n0123456789", 4, usize::MAX, 8);
+        assert_eq!(
+            got,
+            vec![
+                (1, RecordStatus::Ok, s(&["a"])),
+                (2, RecordStatus::TooLong, vec![])
+            ]
+        );
+        let got = parse_limited(b"a\n\"0123\n", 4, usize::MAX, 8);
+        assert_eq!(got[1].1, RecordStatus::UnterminatedQuote);
+    }
+
+    #[test]
+    fn a_long_record_is_never_held() {
+        // A 4 MiB field (and 1M delimiters) with a 1 KiB limit: the batch
+        // never grows past the room of one call.
+        let mut input = b"a,b\n\"".to_vec();
+        input.extend(std::iter::repeat_n(b'q', 4 << 20));
+        input.extend_from_slice(b"\"\n");
+        input.extend(std::iter::repeat_n(b',', 1 << 20));
+        input.extend_from_slice(b"\nc,d\n");
+        let mut parser = CsvRangeParser::new(b',', 1).with_max_record_bytes(1024);
+        let mut batch = RecordBatch::new();
+        let mut at = 0;
+        while !parser.is_done() {
+            let end = (at + 256 * 1024).min(input.len());
+            let got = parser
+                .parse(&input[at..end], end == input.len(), &mut batch, usize::MAX)
+                .unwrap();
+            at += got.consumed;
+            let (data, ends) = batch.text_buffers_mut().unwrap();
+            assert!(data.capacity() <= 256 * 1024, "{}", data.capacity());
+            assert!(ends.capacity() <= 4096, "{}", ends.capacity());
+            assert!(parser.ends.len() <= MAX_CALL_ENDS);
+        }
+        let rows: Vec<_> = batch
+            .iter()
+            .map(|r| (r.row(), r.status(), r.len()))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (1, RecordStatus::Ok, 2),
+                (2, RecordStatus::TooLong, 0),
+                (3, RecordStatus::TooLong, 0),
+                (4, RecordStatus::Ok, 2)
+            ]
+        );
+    }
+
+    #[test]
+    fn slack_shrinks_back_after_a_huge_field() {
+        let mut input = b"a,\"".to_vec();
+        input.extend(std::iter::repeat_n(b'z', 3 << 20));
+        input.extend_from_slice(b"\"\nb,c\n");
+        let mut parser = CsvRangeParser::new(b',', 1);
+        let mut batch = RecordBatch::new();
+        // Fed in pieces, so the field goes through `csv-core` and its room
+        // doubles.
+        let mut at = 0;
+        let mut grew = false;
+        while !parser.is_done() {
+            let end = (at + 100_000).min(input.len());
+            let got = parser
+                .parse(&input[at..end], end == input.len(), &mut batch, usize::MAX)
+                .unwrap();
+            at += got.consumed;
+            grew |= parser.slack > INITIAL_SLACK;
+            assert!(parser.slack <= parser.max_slack());
+        }
+        assert!(grew);
+        assert_eq!(parser.slack, INITIAL_SLACK);
+        assert_eq!(batch.record(0).field(1).len(), 3 << 20);
+        assert_eq!(batch.record(1).field(0), b"b");
+        // A small limit bounds the room too.
+        let parser = CsvRangeParser::new(b',', 1).with_max_record_bytes(10);
+        assert_eq!(parser.max_slack(), INITIAL_SLACK);
+    }
+
+    #[test]
+    fn batches_are_capped_by_bytes() {
+        // Records of 8 field bytes and 2 ends (8 bytes): 16 bytes each.
+        let input = b"aaaa,bbbb\n".repeat(20);
+        let mut parser = CsvRangeParser::new(b',', 1).with_max_batch_bytes(40);
+        let mut batch = RecordBatch::new();
+        let got = parser.parse(&input, true, &mut batch, usize::MAX).unwrap();
+        // 16, 32, 48: the third record passes the cap and ends the batch.
+        assert_eq!((got.records, got.full, got.consumed), (3, true, 30));
+        assert!(!parser.is_done());
+        // The rest continues in the next batch, rows in sequence.
+        let mut next = RecordBatch::new();
+        let got = parser
+            .parse(&input[30..], true, &mut next, usize::MAX)
+            .unwrap();
+        assert_eq!((got.records, got.full), (3, true));
+        assert_eq!(next.record(0).row(), 4);
+        let mut total = 6;
+        let mut at = 60;
+        while !parser.is_done() {
+            let mut b = RecordBatch::new();
+            let got = parser
+                .parse(&input[at..], true, &mut b, usize::MAX)
+                .unwrap();
+            at += got.consumed;
+            total += got.records;
+            assert!(got.records <= 3);
+        }
+        assert_eq!(total, 20);
     }
 }

@@ -12,7 +12,12 @@ use proptest::prelude::*;
 type Parsed = Vec<(u64, RecordStatus, Vec<Vec<u8>>)>;
 
 fn parse(input: &[u8], piece: usize, delimiter: u8) -> Parsed {
-    let mut parser = CsvRangeParser::new(delimiter, 1);
+    parse_limited(input, piece, delimiter, usize::MAX)
+}
+
+/// Records over `limit` raw bytes are too long (SPEC §10).
+fn parse_limited(input: &[u8], piece: usize, delimiter: u8, limit: usize) -> Parsed {
+    let mut parser = CsvRangeParser::new(delimiter, 1).with_max_record_bytes(limit);
     let mut batch = RecordBatch::new();
     let mut out = Parsed::new();
     let mut pos = 0;
@@ -52,5 +57,39 @@ proptest! {
         let whole = parse(&bytes, usize::MAX, delimiter);
         let bytewise = parse(&bytes, 1, delimiter);
         prop_assert_eq!(whole, bytewise);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// With a small `max_record_bytes`, the fast path (which leaves long
+    /// lines to `csv-core`) and `csv-core` alone (byte by byte, and in odd
+    /// pieces) find the same too-long records, rows and fields.
+    #[test]
+    fn too_long_records_agree(
+        bytes in prop::collection::vec(
+            prop::sample::select(vec![b'a', b'b', b',', b'"', b'\r', b'\n', b' ', 0xC3, 0xA9]),
+            0..200,
+        ),
+        limit in 1usize..24,
+        piece in 2usize..9,
+    ) {
+        let whole = parse_limited(&bytes, usize::MAX, b',', limit);
+        let bytewise = parse_limited(&bytes, 1, b',', limit);
+        let pieces = parse_limited(&bytes, piece, b',', limit);
+        prop_assert_eq!(&whole, &bytewise);
+        prop_assert_eq!(&whole, &pieces);
+        // Without the limit, the records that are not too long are the same.
+        let free = parse(&bytes, usize::MAX, b',');
+        prop_assert_eq!(whole.len(), free.len());
+        for (limited, free) in whole.iter().zip(&free) {
+            prop_assert_eq!(limited.0, free.0);
+            if limited.1 != RecordStatus::TooLong {
+                prop_assert_eq!(limited, free);
+            } else {
+                prop_assert!(limited.2.is_empty());
+            }
+        }
     }
 }

@@ -86,7 +86,7 @@ impl Session {
             |batch, max| {
                 check_cancel(name, run, chunks)?;
                 chunks += 1;
-                reader.read_batch(batch, max)
+                read_batch(name, reader, batch, max)
             },
         )?;
         Ok(Session {
@@ -155,8 +155,9 @@ pub fn run_sequential(
     let pending = std::mem::take(&mut session.prelude.pending);
     let validator = session.validator(reader.info());
     let mut merger = Merger::new(session.rules.max_errors);
+    merger.add_blank(session.prelude.blank_rows);
     let mut chunks = 0u64;
-    let mut rows = 0u64;
+    let mut rows = session.prelude.blank_rows;
     for batch in &pending {
         check_cancel(name, run, chunks)?;
         merger.push(validate_chunk(name, &validator, batch, run)?);
@@ -167,7 +168,7 @@ pub fn run_sequential(
         let mut batch = RecordBatch::new();
         loop {
             check_cancel(name, run, chunks)?;
-            if reader.read_batch(&mut batch, chunk_size)? == 0 {
+            if read_batch(name, reader.as_mut(), &mut batch, chunk_size)? == 0 {
                 break;
             }
             merger.push(validate_chunk(name, &validator, &batch, run)?);
@@ -190,6 +191,27 @@ pub fn run_sequential(
     );
     let source = session.source(reader.info());
     Ok(session.finish(merger, source, metrics, run))
+}
+
+/// [`RecordReader::read_batch`], refusing a batch that
+/// [overflowed](RecordBatch::overflowed) its `u32` offsets (a reader that
+/// does not cap its batches far below 4 GiB) with `unreadable`: a batch
+/// never wraps into wrong records.
+pub fn read_batch(
+    name: &str,
+    reader: &mut dyn RecordReader,
+    batch: &mut RecordBatch,
+    max_records: usize,
+) -> Result<usize, FileError> {
+    let n = reader.read_batch(batch, max_records)?;
+    if batch.overflowed() {
+        batch.clear();
+        return Err(FileError::new(
+            FileErrorCode::Unreadable,
+            format!("{name}: refused: one chunk of records would exceed 4 GiB"),
+        ));
+    }
+    Ok(n)
 }
 
 /// Validates one chunk, running the run's chunk hook first; a panic in
@@ -310,17 +332,15 @@ pub fn per_second(n: u64, seconds: f64) -> f64 {
 }
 
 /// Opens any reader: its bytes are read into memory first, since detection
-/// needs to look at the content (and Excel needs to seek). Returns the
-/// reader and the input's size in bytes.
+/// needs to look at the content (and Excel needs to seek), at most the
+/// memory budget ([`Settings::whole_file_budget_bytes`]; a larger input is
+/// `unreadable`). Returns the reader and the input's size in bytes.
 pub fn open_dyn_reader(
     name: &str,
     reader: &mut dyn Read,
     settings: &Settings,
 ) -> Result<(Box<dyn RecordReader>, u64), FileError> {
-    let mut bytes = Vec::new();
-    reader
-        .read_to_end(&mut bytes)
-        .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+    let bytes = ledgerline_read::read_bounded(name, reader, settings)?;
     let size = bytes.len() as u64;
     Ok((ledgerline_read::open_bytes(name, bytes, settings)?, size))
 }
@@ -377,5 +397,21 @@ mod tests {
         let e = check_cancel("f", &run, 4).unwrap_err();
         assert_eq!(e.code, FileErrorCode::Cancelled);
         assert!(e.message.contains("after 4 chunks"));
+    }
+
+    #[test]
+    fn a_stream_larger_than_the_budget_is_refused() {
+        let settings = Settings {
+            memory_threshold_mb: 2, // a budget of 1 MiB
+            ..Settings::default()
+        };
+        let big = vec![b'a'; (1 << 20) + 1];
+        let err = open_dyn_reader("s", &mut big.as_slice(), &settings)
+            .err()
+            .map(|e| e.code);
+        assert_eq!(err, Some(FileErrorCode::Unreadable));
+        let fits = b"a,b\n1,2\n".to_vec();
+        let (_, size) = open_dyn_reader("s", &mut fits.as_slice(), &settings).unwrap();
+        assert_eq!(size, 8);
     }
 }
