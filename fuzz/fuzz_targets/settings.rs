@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 const NAMES: [&str; 18] = [
     "max_workers", "workers", "chunk_size", "memory_threshold", "level", "date_order",
     "decimal_separator", "default_currency", "delimiter", "encoding", "sheet", "max_errors",
-    "null_values", "tolerance", "map", "line_total_tolerance", "optimization_level", "nonsense",
+    "null_values", "tolerance", "map", "max_record_bytes", "optimization_level", "nonsense",
 ];
 
 fuzz_target!(|input: &[u8]| {
