@@ -10,6 +10,9 @@
 //!   (`memcheck.rs`); `--files N`: of one bulk run over N files (`bulk.rs`).
 //! - `bench --bulk FILESxROWS`: many small files, `ledgerline bulk` against
 //!   a process per file and the peers' folder loop (`bulk.rs`).
+//! - `hostile-excel`: crafted workbooks (far cells, bombs, repeats, huge
+//!   DIMENSIONS) through the release binary, peak memory bounded
+//!   (`hostile_excel.rs`, workbooks from `xtask::hostile`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -22,6 +25,7 @@ use xtask::{gen, xlsx};
 
 mod bench;
 mod bulk;
+mod hostile_excel;
 mod memcheck;
 
 /// Command line of `cargo xtask`.
@@ -44,6 +48,10 @@ enum Task {
     /// Check that peak resident memory stays under `--memory-threshold` at
     /// every optimization level on a large generated file.
     Memcheck(memcheck::MemcheckArgs),
+    /// Run the hostile workbooks of `xtask::hostile` (written to
+    /// `target/hostile/`) through the release binary: size, time, peak
+    /// resident memory and result, each under a peak bound.
+    HostileExcel(hostile_excel::HostileArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -72,6 +80,7 @@ fn main() -> Result<()> {
         Task::Gen(args) => run_gen(&args),
         Task::Bench(args) => bench::run(&args),
         Task::Memcheck(args) => memcheck::run(&args),
+        Task::HostileExcel(args) => hostile_excel::run(&args),
     }
 }
 

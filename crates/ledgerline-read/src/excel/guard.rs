@@ -360,6 +360,11 @@ fn check_ods_content<R: Read + Seek>(
                     }
                     _ => {}
                 }
+                if total.saturating_add(cost(&table)) > budget / 2 {
+                    return Err(refuse(
+                        total.saturating_add(cost(&table)) / LOADED_CELL_BYTES,
+                    ));
+                }
                 continue;
             }
             Ok(Event::Eof) | Err(_) => break,
@@ -526,7 +531,11 @@ pub(crate) fn check_xls_sheets<R: Read + Seek>(
     };
     let mut records = BufReader::with_capacity(1 << 16, stream);
     let mut data = vec![0u8; usize::from(u16::MAX)];
+    // Substreams nest (BOF … EOF); the first top-level one holds the
+    // globals, each later one a sheet; nested ones (embedded charts) are
+    // skipped, as calamine skips them.
     let mut depth = 0u32;
+    let mut top_level = 0u32;
     let mut sheet = XlsSheet::default();
     let mut sheet_no = 0u32;
     let mut total = 0u64;
@@ -545,19 +554,20 @@ pub(crate) fn check_xls_sheets<R: Read + Seek>(
         match typ {
             BOF => {
                 depth += 1;
-                if depth == 2 {
+                if depth == 1 {
+                    top_level += 1;
                     sheet = XlsSheet::default();
-                    sheet_no += 1;
+                    sheet_no = top_level - 1;
                 }
             }
             EOF => {
-                if depth == 2 {
+                if depth == 1 && top_level > 1 {
                     total = total.saturating_add(sheet.cost());
                     sheet = XlsSheet::default();
                 }
                 depth = depth.saturating_sub(1);
             }
-            _ if depth != 2 => {}
+            _ if depth != 1 || top_level < 2 => {}
             DIMENSIONS => sheet.reserved = dimensions_claim(body),
             MULRK if len >= 6 => {
                 let r = u64::from(u16::from_le_bytes([body[0], body[1]]));
