@@ -431,6 +431,7 @@ const BOF: u16 = 0x0809;
 const EOF: u16 = 0x000A;
 const DIMENSIONS: u16 = 0x0200;
 const MULRK: u16 = 0x00BD;
+const FILEPASS: u16 = 0x002F;
 /// Cell records calamine keeps (their first four bytes: row, column).
 const CELL_RECORDS: [u16; 8] = [
     0x0203, 0x0204, 0x00D6, 0x0205, 0x027E, 0x00FD, 0x0006, 0x0207,
@@ -552,6 +553,9 @@ pub(crate) fn check_xls_sheets<R: Read + Seek>(
             break;
         }
         match typ {
+            // FILEPASS: the records after it are encrypted, their bytes say
+            // nothing; calamine reports the password protection.
+            FILEPASS => return Ok(()),
             BOF => {
                 depth += 1;
                 if depth == 1 {
