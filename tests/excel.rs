@@ -258,3 +258,120 @@ fn third_party_samples_never_panic() {
     assert!(read > 0);
     assert!(xlsb_rows > 0, "no xlsb sample read");
 }
+
+/// Runs `bytes` (written to a temporary file named `file`) through the
+/// standard processor and the optimized one at every level.
+fn process_all(file: &str, bytes: &[u8], settings: &Settings) -> Vec<(String, Value)> {
+    let dir = std::env::temp_dir().join(format!("ledgerline-hostile-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(file);
+    fs::write(&path, bytes).unwrap();
+    let mut runs = vec![(
+        "standard".to_string(),
+        comparable(StandardProcessor::new(settings.clone()).process_file(&path)),
+    )];
+    for level in [1u8, 2, 3] {
+        let mut s = settings.clone();
+        s.optimization_level = level;
+        s.chunk_size = 7;
+        runs.push((
+            format!("optimized L{level}"),
+            comparable(OptimizedProcessor::new(s).process_file(&path)),
+        ));
+    }
+    let _ = fs::remove_file(&path);
+    runs
+}
+
+fn error_message(file: &str, bytes: &[u8]) -> String {
+    let path = std::env::temp_dir().join(format!("ledgerline-msg-{}-{file}", std::process::id()));
+    fs::write(&path, bytes).unwrap();
+    let result = StandardProcessor::new(Settings::default()).process_file(&path);
+    let _ = fs::remove_file(&path);
+    result.err().map(|e| e.message).unwrap_or_default()
+}
+
+/// Every hostile workbook of `xtask::workbooks` gives its expected outcome
+/// quickly in every processor: the file error `unreadable` naming the
+/// limit, or a report.
+#[test]
+fn hostile_workbooks_are_refused_naming_the_limit() {
+    for case in xtask::workbooks::cases().unwrap() {
+        let start = Instant::now();
+        for (what, result) in process_all(case.file, &case.bytes, &Settings::default()) {
+            match case.expect {
+                xtask::workbooks::Expect::Unreadable(_) => assert_eq!(
+                    result["error"]["code"], "unreadable",
+                    "{} ({what}): {result}",
+                    case.file
+                ),
+                xtask::workbooks::Expect::Report => {
+                    assert_eq!(result["rows"]["valid"], 20_000, "{} ({what})", case.file)
+                }
+            }
+        }
+        if let xtask::workbooks::Expect::Unreadable(text) = case.expect {
+            let message = error_message(case.file, &case.bytes);
+            assert!(
+                message.contains(text) || debug_overflow(case.file, &message),
+                "{}: {message}",
+                case.file
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} took {:?}",
+            case.file,
+            start.elapsed()
+        );
+    }
+}
+
+/// Column `ZZZZZZZ` overflows calamine's 32-bit column arithmetic: a
+/// release build wraps (to a column the position check refuses), a test
+/// build panics inside calamine, which the reader turns into `unreadable`.
+fn debug_overflow(case: &str, message: &str) -> bool {
+    cfg!(debug_assertions)
+        && case.to_ascii_uppercase().contains("ZZZZZZZ")
+        && message.contains("stopped unexpectedly")
+}
+
+/// A far cell is refused by `rows` too, before any row is sized from it.
+#[test]
+fn far_column_is_refused_by_rows() {
+    for cell in ["XFE1", "ZZZZZ1", "ZZZZZZZ1"] {
+        let bytes = xtask::workbooks::far_cell(cell).unwrap();
+        let path =
+            std::env::temp_dir().join(format!("ledgerline-far-{}-{cell}.xlsx", std::process::id()));
+        fs::write(&path, bytes).unwrap();
+        let err = rows_of(&path, &Settings::default()).unwrap_err();
+        let _ = fs::remove_file(&path);
+        assert_eq!(err.code.as_str(), "unreadable", "{cell}");
+        assert!(
+            err.message.contains("beyond the sheet's limits") || debug_overflow(cell, &err.message),
+            "{cell}: {}",
+            err.message
+        );
+    }
+    // XFD, the last column, is still read.
+    let bytes = xtask::workbooks::far_cell("XFD1").unwrap();
+    let path = std::env::temp_dir().join(format!("ledgerline-far-{}-xfd.xlsx", std::process::id()));
+    fs::write(&path, bytes).unwrap();
+    let rows = rows_of(&path, &Settings::default()).unwrap();
+    let _ = fs::remove_file(&path);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].len(), 16_384);
+    assert_eq!(rows[0][16_383].1, "x");
+}
+
+/// A shared string referenced by every row is read row after row (batches
+/// flushed by bytes, never by what the text expands to), so every row is
+/// counted, in every processor.
+#[test]
+fn huge_shared_string_rows_are_all_counted() {
+    let bytes = xtask::workbooks::huge_shared_string(200 << 10, 300).unwrap();
+    for (what, result) in process_all("shared.xlsx", &bytes, &Settings::default()) {
+        assert_eq!(result["rows"]["total"], 300, "{what}: {result}");
+        assert_eq!(result["rows"]["valid"], 300, "{what}");
+    }
+}

@@ -3,6 +3,8 @@
 //!
 //! - [`gen`]: the deterministic invoice CSV generator behind `cargo xtask gen`.
 //! - [`xlsx`]: the same invoices as an xlsx workbook (`gen --xlsx`).
+//! - [`workbooks`]: small crafted workbooks that ask a reader for far more
+//!   memory than their size (`hostile-excel` and the Excel tests).
 //!
 //! # Example
 //!
@@ -15,4 +17,5 @@
 #![deny(missing_docs)]
 
 pub mod gen;
+pub mod workbooks;
 pub mod xlsx;

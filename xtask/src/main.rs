@@ -14,6 +14,9 @@
 //!   a process per file and the peers' folder loop (`bulk.rs`).
 //! - `hostile`: hostile inputs generated on the fly, with their peak memory
 //!   and time bounds asserted for every processor (`hostile.rs`).
+//! - `hostile-excel`: crafted workbooks (far cells, bombs, repeats, huge
+//!   DIMENSIONS) through the release binary, peak memory bounded
+//!   (`hostile_excel.rs`, workbooks from `xtask::workbooks`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -28,6 +31,7 @@ mod bench;
 mod bulk;
 mod fuzz;
 mod hostile;
+mod hostile_excel;
 mod memcheck;
 
 /// Command line of `cargo xtask`.
@@ -56,6 +60,10 @@ enum Task {
     /// Run hostile inputs (huge records, decompression bombs, pathological
     /// CSV) through every processor and assert memory and time bounds.
     Hostile(hostile::HostileArgs),
+    /// Run the hostile workbooks of `xtask::workbooks` (written to
+    /// `target/hostile/`) through the release binary: size, time, peak
+    /// resident memory and result, each under a peak bound.
+    HostileExcel(hostile_excel::HostileArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -86,6 +94,7 @@ fn main() -> Result<()> {
         Task::Memcheck(args) => memcheck::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
         Task::Hostile(args) => hostile::run(&args),
+        Task::HostileExcel(args) => hostile_excel::run(&args),
     }
 }
 

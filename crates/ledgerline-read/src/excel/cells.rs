@@ -183,6 +183,16 @@ pub(crate) fn data_ref_text(
     }
 }
 
+/// The bytes of text a streamed cell's value holds (its strings; other
+/// values are a few bytes, counted as 8), for the expansion bound.
+pub(crate) fn value_len(value: &DataRef<'_>) -> usize {
+    match value {
+        DataRef::SharedString(s) => s.len(),
+        DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => s.len(),
+        _ => 8,
+    }
+}
+
 /// [`data_ref_text`] for a cell of a workbook loaded whole.
 pub(crate) fn data_text(value: &Data, is_1904: bool, out: &mut String) -> Option<CellKind> {
     out.clear();

@@ -49,8 +49,17 @@ pub(crate) enum Source {
 
 /// Records per chunk sent from the workbook thread.
 const CHUNK_RECORDS: usize = 1024;
-/// A chunk is also sent once its field bytes reach this size.
+/// A chunk is also sent once its cost ([`Chunk::cost`]: field bytes plus
+/// per-field bookkeeping) reaches this size, so a chunk holds at most this
+/// plus one row, and a row is bounded by [`guard::Limits::row_bytes`].
 const CHUNK_BYTES: usize = 1 << 20;
+/// `read_batch` stops adding records once the caller's batch costs this
+/// much, whatever `max_records` asks: a batch never grows with the text
+/// its cells expand to (nor nears the `u32` offsets of a batch).
+const READ_BATCH_BYTES: usize = 8 << 20;
+/// What one field costs beyond its bytes in a batch: its end offset (4),
+/// its kind (1), rounded up for vector slack.
+const FIELD_COST: usize = 8;
 /// Chunks in flight between the workbook thread and the reader.
 const CHANNEL_CHUNKS: usize = 2;
 
@@ -62,13 +71,24 @@ macro_rules! stream_cells {
         let sheet = $self.pick_sheet(wb.sheets_metadata())?;
         let is_1904 = wb.has_1904_epoch();
         $self.opened(&sheet, is_1904)?;
+        let limits = $self.limits;
         let mut pass = |emit: &mut Emit<'_>, _first: bool| -> Flow {
             let mut cells = wb
                 .worksheet_cells_reader(&sheet)
                 .map_err(|e| Err(unreadable($name, e)))?;
+            // The text this read of the sheet expands to: shared strings are
+            // copied per reference, so a small part can name far more text
+            // than it holds.
+            let mut expanded = 0u64;
             while let Some(c) = cells.next_cell().map_err(|e| Err(unreadable($name, e)))? {
                 let (r, col) = c.get_position();
-                emit(r, col, c.get_value())?;
+                guard::check_position($name, r, col).map_err(Err)?;
+                let value = c.get_value();
+                expanded = expanded.saturating_add(cells::value_len(value) as u64);
+                if expanded > limits.expanded_bytes {
+                    return Err(Err(guard::expansion_refused($name, &sheet, &limits)));
+                }
+                emit(r, col, value)?;
             }
             Ok(())
         };
@@ -122,6 +142,7 @@ pub(crate) fn open_excel_with(
         layout,
         sparse: (guard::SPARSE_MIN_CELLS, guard::SPARSE_FACTOR),
         budget: guard::budget(settings.memory_threshold_mb),
+        limits: guard::Limits::new(guard::budget(settings.memory_threshold_mb)),
         bytes_read: Arc::clone(&bytes_read),
         tx,
     };
@@ -182,7 +203,9 @@ impl RecordReader for ExcelReader {
         batch.clear();
         let max = max_records.max(1);
         let mut n = 0;
-        while n < max {
+        // The batch's cost so far (`Chunk::cost`'s measure).
+        let mut cost = 0usize;
+        while n < max && cost < READ_BATCH_BYTES {
             if self.next >= self.pending.len() {
                 match &self.done {
                     Some(Ok(())) => break,
@@ -212,12 +235,17 @@ impl RecordReader for ExcelReader {
                 std::mem::swap(batch, &mut self.pending);
                 n = batch.len();
                 self.next = self.pending.len();
+                let fields: usize = batch.iter().map(|r| r.len()).sum();
+                cost = batch
+                    .data_len()
+                    .saturating_add(fields.saturating_mul(FIELD_COST));
                 continue;
             }
             let r = self.pending.record(self.next);
             for j in 0..r.len() {
                 let (kind, bytes) = r.cell(j);
                 batch.push_cell(kind, bytes);
+                cost = cost.saturating_add(bytes.len() + FIELD_COST);
             }
             batch.finish_record(r.row(), r.status());
             self.next += 1;
@@ -262,6 +290,8 @@ struct Job {
     /// tests lower them.
     sparse: (u64, u64),
     budget: u64,
+    /// The bounds derived from `budget` (rows, batches, expanded text).
+    limits: guard::Limits,
     bytes_read: Arc<AtomicU64>,
     tx: SyncSender<Msg>,
 }
@@ -325,12 +355,13 @@ impl Job {
     fn read_from<R: Read + Seek>(&self, mut reader: R, len: u64) -> Flow {
         if self.format == Format::Xls {
             guard::check_ole2(&self.name, len, self.budget).map_err(Err)?;
+            guard::check_xls_sheets(&self.name, &mut reader, self.budget).map_err(Err)?;
         } else {
             guard::check_zip(&self.name, &mut reader, self.format, self.budget).map_err(Err)?;
-            reader
-                .seek(SeekFrom::Start(0))
-                .map_err(|e| Err(unreadable(&self.name, e)))?;
         }
+        reader
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Err(unreadable(&self.name, e)))?;
         let reader = Counting {
             inner: reader,
             count: Arc::clone(&self.bytes_read),
@@ -498,7 +529,12 @@ impl Job {
         let mut text = String::new();
         for (r, c, v) in range.used_cells() {
             if cells::data_text(v, is_1904, &mut text).is_some() {
-                bounds.add(r0 + r as u32, c0 + c as u32);
+                let (r, c) = (
+                    u32::try_from(r).unwrap_or(u32::MAX).saturating_add(r0),
+                    u32::try_from(c).unwrap_or(u32::MAX).saturating_add(c0),
+                );
+                guard::check_position(&self.name, r, c).map_err(Err)?;
+                bounds.add(r, c);
             }
         }
         let Some((last_row, width)) = bounds.check(self, sheet)? else {
@@ -507,6 +543,7 @@ impl Job {
         let mut rows = Rows::new(self, last_row, width);
         for (r, c, v) in range.used_cells() {
             if let Some(kind) = cells::data_text(v, is_1904, &mut text) {
+                // Every position passed `check_position` above.
                 rows.cell(r0 + r as u32, c0 + c as u32, kind, &text)?;
             }
         }
@@ -549,23 +586,84 @@ impl Bounds {
     }
 }
 
-/// Moves the first `n` assembled cells into the batch, leaving them empty
-/// text for the next row.
-fn push_row(batch: &mut RecordBatch, kinds: &mut [CellKind], texts: &mut [String], n: usize) {
-    for (kind, text) in kinds.iter_mut().zip(texts.iter_mut()).take(n) {
-        batch.push_cell(*kind, text.as_bytes());
-        *kind = CellKind::Text;
-        text.clear();
+/// The batch being filled on the workbook thread, with what it costs.
+#[derive(Default)]
+struct Chunk {
+    batch: RecordBatch,
+    fields: usize,
+}
+
+impl Chunk {
+    /// Field bytes plus [`FIELD_COST`] per field: what the batch holds.
+    fn cost(&self) -> usize {
+        self.batch
+            .data_len()
+            .saturating_add(self.fields.saturating_mul(FIELD_COST))
+    }
+
+    /// Appends a cell, refusing (never wrapping) offsets past `u32`. With
+    /// chunks flushed at [`CHUNK_BYTES`] and rows bounded this cannot
+    /// happen; the check keeps it so whatever changes around it.
+    fn push(&mut self, job: &Job, kind: CellKind, bytes: &[u8]) -> Flow {
+        let end = self.batch.data_len().saturating_add(bytes.len());
+        if u32::try_from(end).is_err() || u32::try_from(self.fields + 1).is_err() {
+            return Err(Err(guard::unreadable(
+                &job.name,
+                "refused: a chunk of records would pass 4 GiB (batch offsets are 32-bit)"
+                    .to_string(),
+            )));
+        }
+        self.batch.push_cell(kind, bytes);
+        self.fields += 1;
+        Ok(())
+    }
+
+    /// Moves the first `n` assembled cells into the batch, leaving them
+    /// empty text for the next row.
+    fn push_row(
+        &mut self,
+        job: &Job,
+        kinds: &mut [CellKind],
+        texts: &mut [String],
+        n: usize,
+    ) -> Flow {
+        for (kind, text) in kinds.iter_mut().zip(texts.iter_mut()).take(n) {
+            self.push(job, *kind, text.as_bytes())?;
+            *kind = CellKind::Text;
+            text.clear();
+        }
+        Ok(())
+    }
+
+    /// Ends the record of sheet row `next_row` (0-based) and sends the
+    /// batch once it is full, by records or by cost.
+    fn end_record(&mut self, job: &Job, next_row: &mut u32) -> Flow {
+        self.batch
+            .finish_record(u64::from(*next_row) + 1, RecordStatus::Ok);
+        *next_row += 1;
+        if self.batch.len() >= CHUNK_RECORDS || self.cost() >= CHUNK_BYTES {
+            self.send(job)?;
+        }
+        Ok(())
+    }
+
+    /// Sends what the batch holds, if anything.
+    fn send(&mut self, job: &Job) -> Flow {
+        if !self.batch.is_empty() {
+            let full = std::mem::take(&mut self.batch);
+            self.fields = 0;
+            job.send(Msg::Rows(full))?;
+        }
+        Ok(())
     }
 }
 
-/// Ends the record of sheet row `next_row` (0-based) and sends the batch
-/// once it is full.
-fn end_record(job: &Job, batch: &mut RecordBatch, next_row: &mut u32) -> Flow {
-    batch.finish_record(u64::from(*next_row) + 1, RecordStatus::Ok);
-    *next_row += 1;
-    if batch.len() >= CHUNK_RECORDS || batch.data_len() >= CHUNK_BYTES {
-        job.send(Msg::Rows(std::mem::take(batch)))?;
+/// Adds a cell's text to the bytes of the row being assembled, refusing a
+/// row past [`guard::Limits::row_bytes`].
+fn add_row_bytes(job: &Job, row_bytes: &mut usize, r: u32, len: usize) -> Flow {
+    *row_bytes = row_bytes.saturating_add(len);
+    if *row_bytes as u64 > job.limits.row_bytes {
+        return Err(Err(guard::row_refused(&job.name, r, &job.limits)));
     }
     Ok(())
 }
@@ -578,11 +676,12 @@ struct Rows<'a> {
     width: u32,
     /// The next sheet row (0-based) not yet emitted.
     next_row: u32,
-    /// The row being assembled and its cells by column.
+    /// The row being assembled, its cells by column and their bytes.
     row: Option<u32>,
     kinds: Vec<CellKind>,
     texts: Vec<String>,
-    batch: RecordBatch,
+    row_bytes: usize,
+    chunk: Chunk,
 }
 
 impl<'a> Rows<'a> {
@@ -593,9 +692,11 @@ impl<'a> Rows<'a> {
             width,
             next_row: 0,
             row: None,
+            // `width` passed `guard::check_position`: at most 16,384.
             kinds: vec![CellKind::Text; width as usize],
             texts: vec![String::new(); width as usize],
-            batch: RecordBatch::new(),
+            row_bytes: 0,
+            chunk: Chunk::default(),
         }
     }
 
@@ -621,6 +722,7 @@ impl<'a> Rows<'a> {
                 self.row = Some(r);
             }
         }
+        add_row_bytes(self.job, &mut self.row_bytes, r, text.len())?;
         let c = c as usize;
         self.kinds[c] = kind;
         self.texts[c].clear();
@@ -635,30 +737,27 @@ impl<'a> Rows<'a> {
         };
         while self.next_row < r {
             for _ in 0..self.width {
-                self.batch.push_field(b"");
+                self.chunk.push(self.job, CellKind::Text, b"")?;
             }
             self.end_record()?;
         }
-        push_row(
-            &mut self.batch,
+        self.chunk.push_row(
+            self.job,
             &mut self.kinds,
             &mut self.texts,
             self.width as usize,
-        );
+        )?;
+        self.row_bytes = 0;
         self.end_record()
     }
 
     fn end_record(&mut self) -> Flow {
-        end_record(self.job, &mut self.batch, &mut self.next_row)
+        self.chunk.end_record(self.job, &mut self.next_row)
     }
 
     fn finish(mut self) -> Flow {
         self.flush_row()?;
-        if !self.batch.is_empty() {
-            let full = std::mem::take(&mut self.batch);
-            self.job.send(Msg::Rows(full))?;
-        }
-        Ok(())
+        self.chunk.send(self.job)
     }
 }
 
@@ -692,7 +791,8 @@ struct Unpadded<'a> {
     len: usize,
     kinds: Vec<CellKind>,
     texts: Vec<String>,
-    batch: RecordBatch,
+    row_bytes: usize,
+    chunk: Chunk,
 }
 
 impl<'a> Unpadded<'a> {
@@ -711,7 +811,8 @@ impl<'a> Unpadded<'a> {
             len: 0,
             kinds: Vec::new(),
             texts: Vec::new(),
-            batch: RecordBatch::new(),
+            row_bytes: 0,
+            chunk: Chunk::default(),
         }
     }
 
@@ -738,6 +839,9 @@ impl<'a> Unpadded<'a> {
                 self.row = Some(r);
             }
         }
+        add_row_bytes(self.job, &mut self.row_bytes, r, text.len())?;
+        // `c` passed `guard::check_position`: the row grows to at most
+        // 16,384 cells, whatever the file says.
         let c = c as usize;
         if c >= self.kinds.len() {
             self.kinds.resize(c + 1, CellKind::Text);
@@ -766,13 +870,15 @@ impl<'a> Unpadded<'a> {
         while self.next_row < r {
             self.end_record()?;
         }
-        push_row(&mut self.batch, &mut self.kinds, &mut self.texts, self.len);
+        self.chunk
+            .push_row(self.job, &mut self.kinds, &mut self.texts, self.len)?;
         self.len = 0;
+        self.row_bytes = 0;
         self.end_record()
     }
 
     fn end_record(&mut self) -> Flow {
-        end_record(self.job, &mut self.batch, &mut self.next_row)
+        self.chunk.end_record(self.job, &mut self.next_row)
     }
 
     /// Ends the pass: `None` when the sheet is done, `Some(row)` when the
@@ -791,11 +897,7 @@ impl<'a> Unpadded<'a> {
     }
 
     fn send_rest(&mut self) -> Flow {
-        if !self.batch.is_empty() {
-            let full = std::mem::take(&mut self.batch);
-            self.job.send(Msg::Rows(full))?;
-        }
-        Ok(())
+        self.chunk.send(self.job)
     }
 }
 
@@ -859,6 +961,7 @@ mod tests {
             layout,
             sparse: (guard::SPARSE_MIN_CELLS, guard::SPARSE_FACTOR),
             budget: guard::budget(1024),
+            limits: guard::Limits::new(guard::budget(1024)),
             bytes_read: Arc::new(AtomicU64::new(0)),
             tx,
         }
