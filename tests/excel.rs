@@ -61,12 +61,17 @@ fn excel_fixtures_match_expected_reports_in_every_processor() {
                 let mut s = settings.clone();
                 s.optimization_level = level;
                 s.chunk_size = chunk;
-                let p = OptimizedProcessor::new(s);
-                let p: &dyn FileProcessor = &p;
-                runs.push((
-                    format!("optimized L{level} chunk {chunk}"),
-                    comparable(p.process_file(path)),
-                ));
+                // On the calling thread (these files are small) and on
+                // worker threads, forced.
+                let here = OptimizedProcessor::new(s.clone());
+                let threaded = OptimizedProcessor::new(s).with_sequential_below(0);
+                for (how, p) in [("", &here), (" threaded", &threaded)] {
+                    let p: &dyn FileProcessor = p;
+                    runs.push((
+                        format!("optimized L{level} chunk {chunk}{how}"),
+                        comparable(p.process_file(path)),
+                    ));
+                }
             }
         }
         // The in-memory path (process_reader) reads the same workbook.
@@ -318,8 +323,10 @@ fn hostile_workbooks_are_refused_naming_the_limit() {
                 case.file
             );
         }
+        // A guard against hangs only: speed and memory are measured by
+        // `cargo xtask hostile-excel` on the release build.
         assert!(
-            start.elapsed() < Duration::from_secs(60),
+            start.elapsed() < Duration::from_secs(600),
             "{} took {:?}",
             case.file,
             start.elapsed()
@@ -374,4 +381,48 @@ fn huge_shared_string_rows_are_all_counted() {
         assert_eq!(result["rows"]["total"], 300, "{what}: {result}");
         assert_eq!(result["rows"]["valid"], 300, "{what}");
     }
+}
+
+/// A generated workbook over the 4 MiB line, so the optimized processor
+/// runs the sheet through its worker threads at every level by default
+/// (the reader thread, validation workers, the in-order merge), with many
+/// chunks: the same report as the standard processor, which also equals
+/// the report of the same invoices as CSV apart from `source`.
+#[test]
+fn large_workbook_through_the_threaded_pipeline() {
+    let mut csv = Vec::new();
+    xtask::gen::generate(70_000, 11, 0.02, &mut csv).unwrap();
+    let dir = std::env::temp_dir().join(format!("ledgerline-excel-large-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let xlsx = dir.join("large.xlsx");
+    xtask::xlsx::write_xlsx(&csv[..], &xlsx).unwrap();
+    assert!(
+        fs::metadata(&xlsx).unwrap().len() > 4 << 20,
+        "over the sequential line"
+    );
+    let mut s = Settings::default();
+    s.chunk_size = 3000;
+    let expected = comparable(StandardProcessor::new(s.clone()).process_file(&xlsx));
+    assert_eq!(expected["rows"]["total"], 70_000);
+    for level in [1u8, 2, 3] {
+        let mut s = s.clone();
+        s.optimization_level = level;
+        let report = OptimizedProcessor::new(s).process_file(&xlsx).unwrap();
+        assert!(
+            !report
+                .metrics
+                .notes
+                .iter()
+                .any(|n| n.contains("calling thread")),
+            "level {level} ran without threads: {:?}",
+            report.metrics.notes
+        );
+        assert!(
+            report.metrics.chunks > 10,
+            "level {level}: {} chunks",
+            report.metrics.chunks
+        );
+        assert_eq!(comparable(Ok(report)), expected, "level {level}");
+    }
+    fs::remove_dir_all(&dir).unwrap();
 }
