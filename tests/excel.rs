@@ -401,7 +401,7 @@ fn large_workbook_through_the_threaded_pipeline() {
         "over the sequential line"
     );
     let mut s = Settings::default();
-    s.chunk_size = 3000;
+    s.apply("chunk_size", "3000").unwrap();
     let expected = comparable(StandardProcessor::new(s.clone()).process_file(&xlsx));
     assert_eq!(expected["rows"]["total"], 70_000);
     for level in [1u8, 2, 3] {
