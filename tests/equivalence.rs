@@ -43,6 +43,11 @@ proptest! {
         max_errors in prop::sample::select(vec![0usize, 3, 1000]),
         unterminated in any::<bool>(),
         wrapping in prop::sample::select(WRAPPINGS.to_vec()),
+        // Level 3 cuts blocks of this size: many cuts in small inputs.
+        block in prop::sample::select(vec![None, Some(64usize), Some(300)]),
+        // An explicit order lets level 3 hand blocks to its workers at once
+        // (with `auto` the prelude reads these small files whole).
+        date_order in prop::sample::select(vec!["auto", "mdy"]),
         // Small limits make record_too_long common (SPEC §10); the header
         // (123 bytes with one-byte delimiters) stays within them.
         max_record in prop::sample::select(vec![16_777_216usize, 124, 150]),
@@ -55,18 +60,25 @@ proptest! {
         let common = [
             ("max_errors", max_errors.to_string()),
             ("max_record_bytes", max_record.to_string()),
+            ("date_order", date_order.to_string()),
         ];
         let standard = StandardProcessor::new(settings(&common));
         let expected = comparable(&standard, &path);
         let optimized = OptimizedProcessor::new(settings(&[
             ("max_errors", max_errors.to_string()),
             ("max_record_bytes", max_record.to_string()),
+            ("date_order", date_order.to_string()),
             ("workers", workers.to_string()),
             ("chunk_size", chunk.to_string()),
             ("level", level.to_string()),
         ]));
         // Threads even for these small inputs: the pipeline is what is tested.
-        let got = comparable(&optimized.with_sequential_below(0), &path);
+        let optimized = optimized.with_sequential_below(0);
+        let optimized = match block {
+            Some(b) => optimized.with_block_bytes(b),
+            None => optimized,
+        };
+        let got = comparable(&optimized, &path);
         prop_assert_eq!(got, expected);
     }
 }
@@ -319,4 +331,58 @@ fn wrappings_are_read_as_they_claim() {
             "{how:?}"
         );
     }
+}
+
+/// The block knob really makes level 3 cut small inputs into many blocks
+/// (quoted line breaks among them), and the report stays the standard one.
+#[test]
+fn small_blocks_cut_small_inputs_at_level_3() {
+    let mut text = String::from(
+        "invoice_id,invoice_date,customer_id,description,quantity,unit_price,currency\n",
+    );
+    for i in 0..300 {
+        let desc = if i % 4 == 0 {
+            "\"two\nlines\"".to_string()
+        } else {
+            format!("d{i}")
+        };
+        text.push_str(&format!(
+            "INV-{},2024-01-02,C{},{desc},{},1.50,EUR\n",
+            i / 3,
+            i / 3,
+            i % 5
+        ));
+    }
+    let path = temp_file("blocks.csv", text.as_bytes());
+    // An explicit date order: with `auto` the prelude would read all 300
+    // records (fewer than 1,000) before any block reaches the workers.
+    let expected = comparable(
+        &StandardProcessor::new(settings(&[("date_order", "mdy".into())])),
+        &path,
+    );
+    let report = OptimizedProcessor::new(settings(&[
+        ("level", "3".into()),
+        ("date_order", "mdy".into()),
+    ]))
+    .with_sequential_below(0)
+    .with_block_bytes(64)
+    .process_file(&path)
+    .unwrap();
+    assert!(
+        report.metrics.chunks > 50,
+        "{} chunks: {}",
+        report.metrics.chunks,
+        serde_json::to_string(&report.metrics).unwrap()
+    );
+    assert_eq!(report.metrics.level, Some(3));
+    assert!(
+        !report
+            .metrics
+            .notes
+            .iter()
+            .any(|n| n.contains("ran as level 2")),
+        "{:?}",
+        report.metrics.notes
+    );
+    assert_eq!(report.comparable_json(), expected);
 }

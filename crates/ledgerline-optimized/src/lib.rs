@@ -57,6 +57,7 @@ pub use ledgerline_core::{CancelToken, ChunkHook};
 pub struct OptimizedProcessor {
     settings: Settings,
     sequential_below: u64,
+    block_bytes: Option<usize>,
 }
 
 /// Files smaller than this run on the calling thread by default: starting
@@ -70,7 +71,17 @@ impl OptimizedProcessor {
         OptimizedProcessor {
             settings,
             sequential_below: SEQUENTIAL_BELOW,
+            block_bytes: None,
         }
+    }
+
+    /// Level 3 cuts blocks of about `bytes` (the first one included)
+    /// instead of 1 MiB first and then the governor's chunk size: for tests
+    /// that want many block cuts in small inputs.
+    #[doc(hidden)]
+    pub fn with_block_bytes(mut self, bytes: usize) -> OptimizedProcessor {
+        self.block_bytes = Some(bytes.max(1));
+        self
     }
 
     /// Files (or inputs) smaller than `bytes` are read, validated and
@@ -238,6 +249,10 @@ impl OptimizedProcessor {
         let monitor = governor.monitor(Duration::from_millis(10));
         let max_record = self.settings.max_record_bytes;
         let mut cutter = BlockCutter::open(path, bom, 1 << 20, max_record)?;
+        if let Some(b) = self.block_bytes {
+            // Below the usual minimum block: the knob is for tests.
+            cutter.target = b;
+        }
 
         // The prelude, parsed block by block on this thread.
         let mut next_line = 1u64;
@@ -286,7 +301,9 @@ impl OptimizedProcessor {
             + 1;
         let bytes_per_row = cutter.bytes as f64 / rows_read as f64;
         let plan = governor.plan(bytes_per_row);
-        cutter.target = ((plan.chunk_rows as f64 * bytes_per_row) as usize).clamp(1, MAX_BLOCK);
+        cutter.target = self.block_bytes.unwrap_or_else(|| {
+            ((plan.chunk_rows as f64 * bytes_per_row) as usize).clamp(1, MAX_BLOCK)
+        });
 
         let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true);
         let mut merger = Merger::new(rules.max_errors);
