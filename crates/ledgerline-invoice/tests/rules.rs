@@ -150,6 +150,40 @@ fn every_field_check_of_section_4() {
         (with(7, ""), vec![]),
         (with(8, "usd"), vec![]),
         (with(8, "XYZ"), vec![("currency", "unknown_currency")]),
+        // An erroneous currency rounds the expected total to 2 digits with
+        // a tolerance of 0.01: 1 × 1.005 → 1.01 (1.005 at 3 digits, and
+        // 1.01 would then be off by more than 0.001).
+        (
+            vec![
+                "INV-1",
+                "2024-01-15",
+                "",
+                "C1",
+                "1",
+                "1.005",
+                "0",
+                "1.01",
+                "XYZ",
+            ],
+            vec![("currency", "unknown_currency")],
+        ),
+        (
+            vec![
+                "INV-1",
+                "2024-01-15",
+                "",
+                "C1",
+                "1",
+                "1.005",
+                "0",
+                "1.03",
+                "XYZ",
+            ],
+            vec![
+                ("currency", "unknown_currency"),
+                ("line_total", "line_total_mismatch"),
+            ],
+        ),
         (with(8, ""), vec![("currency", "missing_value")]),
         (
             vec!["", "x", "", "", "", "", "", "", ""],
@@ -268,6 +302,19 @@ fn aggregates_round_per_line() {
         vec!["C", "2024-01-15", "", "C1", "7", "1.5", "8%", "", "JPY"],
         // KWD 3 digits: 1 × 0.0005 → 0.001; tax 0; gross 0.001.
         vec!["D", "2024-01-15", "", "C1", "1", "0.0005", "", "", "KWD"],
+        // gross takes line_total when present (within the tolerance of
+        // 0.001 of the expected 0.002): 0.003 KWD, so gross 0.004 in all.
+        vec![
+            "E",
+            "2024-01-15",
+            "",
+            "C1",
+            "1",
+            "0.002",
+            "",
+            "0.003",
+            "KWD",
+        ],
     ];
     let r = process(&rows, 2, &Settings::default());
     assert!(r.errors.is_empty(), "{:?}", errors(&r));
@@ -288,7 +335,7 @@ fn aggregates_round_per_line() {
         vec![
             ("EUR", "0.00", "0.00", "0.00"),
             ("JPY", "11", "1", "11"),
-            ("KWD", "0.001", "0.000", "0.001")
+            ("KWD", "0.003", "0.000", "0.004")
         ]
     );
 }
