@@ -146,7 +146,7 @@ pub(crate) fn open_excel_with(
         bytes_read: Arc::clone(&bytes_read),
         tx,
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("ledgerline-excel".into())
         .spawn(move || job.run(source))
         .map_err(|e| {
@@ -157,13 +157,23 @@ pub(crate) fn open_excel_with(
         })?;
     let info = match rx.recv() {
         Ok(Msg::Opened(info)) => info,
-        Ok(Msg::Failed(e)) => return Err(e),
-        Ok(Msg::Rows(_)) | Err(_) => return Err(crashed(name)),
+        other => {
+            let e = match other {
+                Ok(Msg::Failed(e)) => e,
+                _ => crashed(name),
+            };
+            // The reader thread ends once it sees the channel closed: wait
+            // for it, so nothing of this file outlives the call.
+            drop(rx);
+            let _ = thread.join();
+            return Err(e);
+        }
     };
     Ok(Box::new(ExcelReader {
         name: name.to_string(),
         info,
         rx,
+        thread: Some(thread),
         pending: RecordBatch::new(),
         next: 0,
         done: None,
@@ -188,6 +198,19 @@ struct ExcelReader {
     /// `Some(Ok)` at end of input, `Some(Err)` after an error.
     done: Option<Result<(), FileError>>,
     bytes_read: Arc<AtomicU64>,
+    /// The reader thread, joined on drop (after the channel is closed, so
+    /// a thread blocked sending a chunk wakes up and ends).
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ExcelReader {
+    fn drop(&mut self) {
+        let (_, closed) = sync_channel(0);
+        drop(std::mem::replace(&mut self.rx, closed));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl RecordReader for ExcelReader {
