@@ -6,7 +6,7 @@ use ethnum::I256;
 use ledgerline_core::{CurrencyTotal, FileError, Report, RowCounts};
 use ledgerline_invoice::decimal::format_minor;
 use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Version of the bulk report format (`ledgerline_bulk_report`).
 pub const BULK_REPORT_VERSION: u32 = 1;
@@ -42,8 +42,30 @@ impl Serialize for FileEntry {
     }
 }
 
+impl<'de> Deserialize<'de> for FileEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileEntry, D::Error> {
+        #[derive(Deserialize)]
+        struct Entry {
+            path: String,
+            #[serde(default)]
+            file_id: Option<String>,
+            report: serde_json::Value,
+        }
+        let e = Entry::deserialize(d)?;
+        let outcome = match FileError::from_report_json(&e.report) {
+            Some(err) => Err(err),
+            None => Ok(serde_json::from_value(e.report).map_err(serde::de::Error::custom)?),
+        };
+        Ok(FileEntry {
+            path: e.path,
+            file_id: e.file_id,
+            outcome,
+        })
+    }
+}
+
 /// Sums over the files of a run that did not fail (SPEC §11).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// Files in the run.
     pub files: u64,
@@ -170,7 +192,7 @@ impl SummaryBuilder {
 }
 
 /// An invoice id with valid lines in two or more files.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DuplicateInvoice {
     /// The invoice id.
     pub invoice_id: String,
@@ -179,7 +201,8 @@ pub struct DuplicateInvoice {
 }
 
 /// Measurements of a bulk run (free form, like a report's metrics).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BulkMetrics {
     /// `standard` or `optimized`.
     pub processor: String,
@@ -208,7 +231,7 @@ pub struct BulkMetrics {
 }
 
 /// The bulk report of SPEC §11.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BulkReport {
     /// Always [`BULK_REPORT_VERSION`].
     pub ledgerline_bulk_report: u32,

@@ -64,7 +64,7 @@ struct BulkArgs {
     /// Print the JSON bulk report instead of the human summary.
     #[arg(long)]
     json: bool,
-    /// Also write DIR/summary.json and DIR/<n>.json per file.
+    /// Also write DIR/summary.json and DIR/N.json per file (N its 1-based position).
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
     /// Files processed at once (default: the governor decides).

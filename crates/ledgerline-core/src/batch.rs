@@ -125,7 +125,7 @@ impl RecordBatch {
     }
 
     /// Whether an infallible push was refused because the batch's offsets
-    /// would have passed `u32` (see the [module docs](self)): the batch is
+    /// would have passed `u32`: the batch is
     /// incomplete and must not be used.
     pub fn overflowed(&self) -> bool {
         self.overflowed

@@ -1,9 +1,9 @@
 //! File-level errors: the problems that stop a file before any row is reported.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The code of a file error (SPEC §8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum FileErrorCode {
@@ -58,7 +58,7 @@ impl std::fmt::Display for FileErrorCode {
 
 /// A file-level error: a code of SPEC §8 and a human message that names the
 /// file (and row and column where there is one).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{code}: {message}")]
 pub struct FileError {
     /// What went wrong, as a stable code.
@@ -79,6 +79,12 @@ impl FileError {
     /// An `invalid_settings` error.
     pub fn settings(message: impl Into<String>) -> FileError {
         FileError::new(FileErrorCode::InvalidSettings, message)
+    }
+
+    /// Reads a file-error report of SPEC §8 back; `None` when `value` is
+    /// not one.
+    pub fn from_report_json(value: &serde_json::Value) -> Option<FileError> {
+        serde_json::from_value(value.get("error")?.clone()).ok()
     }
 
     /// The file-error report of SPEC §8:

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The value of the `ledgerline_report` key.
 pub const REPORT_VERSION: u32 = 1;
@@ -11,7 +11,7 @@ pub const REPORT_VERSION: u32 = 1;
 ///
 /// Field order and names follow the SPEC, so `serde_json::to_string` writes
 /// the report exactly as specified.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// Always [`REPORT_VERSION`].
     pub ledgerline_report: u32,
@@ -72,7 +72,7 @@ pub fn strip_for_comparison(value: &mut serde_json::Value) {
 
 /// What was read: format, compression, sheet, encoding, delimiter and the
 /// date order used.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// `csv`, `xlsx`, `xlsm`, `xlsb`, `xls` or `ods`.
     pub format: String,
@@ -89,7 +89,7 @@ pub struct Source {
 }
 
 /// Row counts; `total` = `valid` + `invalid`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowCounts {
     /// Valid plus invalid rows.
     pub total: u64,
@@ -103,7 +103,7 @@ pub struct RowCounts {
 
 /// The aggregates of one currency over valid rows (SPEC §7). Amounts are
 /// exact decimals printed with exactly the currency's minor-unit digits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrencyTotal {
     /// ISO 4217 code.
     pub currency: String,
@@ -136,11 +136,53 @@ pub struct RowError {
     pub message: String,
 }
 
+/// A row error as a report holds it, read back into a [`RowError`]: its
+/// column is one of the field names (a report only ever names fields), so it
+/// becomes the field's `&'static str` again.
+#[derive(Deserialize)]
+struct RowErrorText {
+    row: u64,
+    column: Option<String>,
+    code: ErrorCode,
+    value: Option<String>,
+    message: String,
+}
+
+impl<'de> Deserialize<'de> for RowError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RowError, D::Error> {
+        RowError::try_from(RowErrorText::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<RowErrorText> for RowError {
+    type Error = String;
+
+    fn try_from(t: RowErrorText) -> Result<RowError, String> {
+        let column = match t.column {
+            None => None,
+            Some(n) => Some(
+                crate::Field::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .find(|f| *f == n)
+                    .ok_or_else(|| format!("unknown column {n:?}"))?,
+            ),
+        };
+        Ok(RowError {
+            row: t.row,
+            column,
+            code: t.code,
+            value: t.value,
+            message: t.message,
+        })
+    }
+}
+
 /// A row error code (SPEC §3, §4).
 ///
 /// The variants are declared in alphabetical order of their codes, so the
 /// derived `Ord` sorts `error_counts` keys as SPEC §8 asks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -229,7 +271,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// A file-level warning code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum WarningCode {
@@ -240,7 +282,7 @@ pub enum WarningCode {
 }
 
 /// A file-level warning (SPEC §8).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Warning {
     /// The warning code.
     pub code: WarningCode,
@@ -249,7 +291,8 @@ pub struct Warning {
 }
 
 /// Free-form measurements of one run; excluded from report equivalence.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Metrics {
     /// Which processor ran, e.g. `"standard"` or `"optimized"`.
     pub processor: String,
