@@ -194,18 +194,11 @@ impl BulkProcessor {
         let monitor = governor.monitor(Duration::from_millis(20));
         let plan = governor.bulk(self.jobs);
 
-        let tally = Arc::new(Tally::default());
         let sizes: Vec<u64> = files
             .iter()
             .map(|f| std::fs::metadata(&f.path).map_or(0, |m| m.len()))
             .collect();
-        tally
-            .files_total
-            .store(files.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        tally.bytes_total.store(
-            sizes.iter().sum::<u64>(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        let tally = Arc::new(Tally::new(files.len() as u64, sizes.iter().sum()));
         for (index, (file, &bytes)) in files.iter().zip(&sizes).enumerate() {
             run.emit(
                 &tally,
@@ -233,7 +226,9 @@ impl BulkProcessor {
                     &slots,
                     &sizes,
                 );
-                let spawned = std::thread::Builder::new()
+                // A thread that cannot start only means fewer files at once;
+                // the slots bound the run either way.
+                let _ = std::thread::Builder::new()
                     .name(format!("ledgerline-bulk-{worker}"))
                     .spawn_scoped(scope, move || {
                         for (index, held, limits) in rx {
@@ -254,11 +249,6 @@ impl BulkProcessor {
                             slots.release(held);
                         }
                     });
-                if spawned.is_err() {
-                    // Fewer workers only means fewer files at once; the
-                    // slots bound the run either way.
-                    continue;
-                }
             }
             drop(rx);
             // Dispatch in run order, each file once its slots are free.

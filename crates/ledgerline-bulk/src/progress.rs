@@ -99,6 +99,15 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// The counters of a run of `files` files holding `bytes` bytes.
+    pub(crate) fn new(files: u64, bytes: u64) -> Tally {
+        Tally {
+            files_total: AtomicU64::new(files),
+            bytes_total: AtomicU64::new(bytes),
+            ..Tally::default()
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> RunTotals {
         RunTotals {
             files_total: self.files_total.load(Ordering::Relaxed),
