@@ -1,0 +1,300 @@
+//! Where the HTTP API keeps its state: uploaded files' metadata, jobs, each
+//! file's state and progress ([`Store`]), and the bytes — uploads, per-file
+//! outcomes and job reports ([`DataDir`]).
+//!
+//! [`Store`] is the seam between the server and its storage. The embedded
+//! implementation, [`SqliteStore`], is one SQLite file in the data
+//! directory and needs nothing started; the many-machine deployment adds a
+//! Redis one. Every implementation must pass the same conformance suite,
+//! [`conformance::run`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use ledgerline_store::{DataDir, SqliteStore, Store};
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = DataDir::open("ledgerline-data".as_ref())?;
+//! let store = SqliteStore::open(&dir.database_path())?;
+//! store.ping().await?;
+//! let counts = store.queue_counts().await?;
+//! println!("{} queued, {} running", counts.queued, counts.running);
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod conformance;
+mod datadir;
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use ledgerline_api::{ErrorDetail, FileInfo, FileState, JobFile, JobState, JobStatus, QueueCounts};
+
+pub use datadir::{DataDir, UploadTarget};
+pub use sqlite::SqliteStore;
+
+/// What can go wrong with a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store's database failed.
+    #[error("store: {0}")]
+    Database(String),
+    /// A file of the data directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// Stored data that does not parse.
+    #[error("store: corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A job as submitted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJob {
+    /// Its id.
+    pub id: String,
+    /// Which processor runs it.
+    pub use_optimized: bool,
+    /// The request's settings, as given (already checked).
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// Its files in run order.
+    pub files: Vec<JobFileSpec>,
+    /// When it was accepted, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+}
+
+/// One file of a submitted job: the upload it reads, copied at submission
+/// so that the job keeps its names whatever happens to the upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobFileSpec {
+    /// The upload's id.
+    pub file_id: String,
+    /// The upload's name.
+    pub name: String,
+    /// The upload's size in bytes.
+    pub size: u64,
+}
+
+/// One file of a stored job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobFileRecord {
+    /// The upload's id.
+    pub file_id: String,
+    /// The upload's name.
+    pub name: String,
+    /// The upload's size.
+    pub size: u64,
+    /// Where it is.
+    pub state: FileState,
+    /// Bytes read.
+    pub bytes_done: u64,
+    /// Records read.
+    pub rows_done: u64,
+}
+
+/// A stored job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: String,
+    /// Where it is.
+    pub state: JobState,
+    /// Which processor runs it.
+    pub use_optimized: bool,
+    /// Its settings as submitted.
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// Accepted, in ms since the epoch.
+    pub created_ms: i64,
+    /// Last started, in ms since the epoch.
+    pub started_ms: Option<i64>,
+    /// Ended, in ms since the epoch.
+    pub finished_ms: Option<i64>,
+    /// Its metrics (free form; `{}` until it ends).
+    pub metrics: serde_json::Value,
+    /// Why it failed.
+    pub error: Option<ErrorDetail>,
+    /// Whether a cancel was asked while it ran: whoever runs it stops it.
+    pub cancel_requested: bool,
+    /// Its files in run order.
+    pub files: Vec<JobFileRecord>,
+}
+
+impl JobRecord {
+    /// The job as the API shows it (`GET /v1/jobs/{id}`).
+    pub fn status(&self) -> JobStatus {
+        let files: Vec<JobFile> = self
+            .files
+            .iter()
+            .map(|f| JobFile {
+                file_id: f.file_id.clone(),
+                name: f.name.clone(),
+                state: f.state,
+                bytes_done: if f.state.is_finished() {
+                    f.size
+                } else {
+                    f.bytes_done.min(f.size)
+                },
+                rows_done: f.rows_done,
+            })
+            .collect();
+        let sizes: Vec<u64> = self.files.iter().map(|f| f.size).collect();
+        JobStatus {
+            job_id: self.id.clone(),
+            state: self.state,
+            use_optimized: self.use_optimized,
+            progress: JobStatus::progress_from(&files, &sizes),
+            files,
+            created_at: rfc3339(self.created_ms),
+            started_at: self.started_ms.map(rfc3339),
+            finished_at: self.finished_ms.map(rfc3339),
+            metrics: self.metrics.clone(),
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// A change to one file of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileUpdate {
+    /// The file's position in the job.
+    pub index: usize,
+    /// Its new state.
+    pub state: FileState,
+    /// Bytes read (counters never go down).
+    pub bytes_done: u64,
+    /// Records read.
+    pub rows_done: u64,
+}
+
+/// What `cancel_job` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The job was queued: it is now `cancelled`, nothing ran.
+    Now,
+    /// The job is running: a cancel is requested; whoever runs it stops it.
+    Requested,
+    /// The job had already ended in this state; nothing changed.
+    AlreadyEnded(JobState),
+}
+
+/// The state of the API: files, jobs, per-file states and progress.
+///
+/// Every method is atomic on its own. A job moves `queued → running →
+/// succeeded | failed | cancelled`; `claim_job` is the only way into
+/// `running` and hands each queued job to exactly one caller.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The kind of store, as `/v1/health` shows it (`embedded`, `redis`).
+    fn kind(&self) -> &'static str;
+
+    /// Whether the store can be reached.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Records an upload (its bytes are already in place).
+    async fn put_file(&self, file: &FileInfo) -> Result<(), StoreError>;
+
+    /// An upload's metadata.
+    async fn file(&self, id: &str) -> Result<Option<FileInfo>, StoreError>;
+
+    /// Forgets an upload; `false` when there was none.
+    async fn delete_file(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Queues a job unless `queue_depth` jobs already wait: `false` then,
+    /// and nothing is stored.
+    async fn create_job(&self, job: &NewJob, queue_depth: u64) -> Result<bool, StoreError>;
+
+    /// A job with its files.
+    async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Takes the oldest queued job, marks it `running` (started now) and
+    /// returns it; `None` when none waits.
+    async fn claim_job(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Puts every `running` job back in the queue (at startup, after a
+    /// crash: nobody runs them any more) and its running files back to
+    /// `queued`. Finished files stay finished. Returns how many.
+    async fn requeue_running(&self) -> Result<u64, StoreError>;
+
+    /// Applies changes to a job's files. A finished file's state does not
+    /// change again except to be finished again (a late progress update
+    /// never undoes a finish); counters never go down.
+    async fn update_files(&self, job: &str, updates: &[FileUpdate]) -> Result<(), StoreError>;
+
+    /// Ends a job: its state, end time, metrics and error. Files not
+    /// finished become `cancelled`.
+    async fn finish_job(
+        &self,
+        job: &str,
+        state: JobState,
+        now_ms: i64,
+        metrics: &serde_json::Value,
+        error: Option<&ErrorDetail>,
+    ) -> Result<(), StoreError>;
+
+    /// Cancels a job: `None` when there is no such job.
+    async fn cancel_job(&self, id: &str, now_ms: i64) -> Result<Option<Cancelled>, StoreError>;
+
+    /// Jobs waiting and running.
+    async fn queue_counts(&self) -> Result<QueueCounts, StoreError>;
+
+    /// Jobs in each state (every state listed, zeros included).
+    async fn jobs_by_state(&self) -> Result<Vec<(JobState, u64)>, StoreError>;
+}
+
+/// Milliseconds since the epoch now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-12-05T04:00:00.123Z`.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_by_hand() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 12:34:56.789 UTC = 951827696 s.
+        assert_eq!(rfc3339(951_827_696_789), "2000-02-29T12:34:56.789Z");
+        // 2026-12-05 00:00:00 UTC = 20792 days (checked with Python's datetime).
+        assert_eq!(rfc3339(20_792 * 86_400 * 1000), "2026-12-05T00:00:00.000Z");
+    }
+}
