@@ -476,3 +476,118 @@ fn cancellation_keeps_finished_reports_and_says_which() {
         }
     }
 }
+
+/// Keeps each file's outcome and invoice ids as the events give them.
+#[derive(Default)]
+struct Keeper {
+    invoices: Mutex<BTreeMap<usize, Vec<String>>>,
+    outcomes: Mutex<BTreeMap<usize, ledgerline::bulk::FileOutcome>>,
+}
+
+impl BulkProgress for Keeper {
+    fn event(&self, event: &BulkEvent<'_>, _: &RunTotals) {
+        match event {
+            BulkEvent::Invoices { index, ids } => {
+                let mut kept = self.invoices.lock().unwrap();
+                assert!(
+                    kept.insert(*index, ids.to_vec()).is_none(),
+                    "file {index} twice"
+                );
+            }
+            BulkEvent::Finished { index, outcome, .. } => {
+                let mut kept = self.outcomes.lock().unwrap();
+                kept.insert(*index, (*outcome).clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A run resumed with the outcomes of some files from an earlier run does
+/// not process those files again, and its report (duplicates across the
+/// kept and the new files included) is the uninterrupted run's.
+#[test]
+fn resumed_run_skips_kept_files_and_gives_the_same_report() {
+    let header = "invoice_id,invoice_date,customer_id,quantity,unit_price,currency\n";
+    let texts = [
+        format!("{header}INV-1,2024-05-01,C1,1,2.00,EUR\nINV-4,2024-05-01,C1,1,1.00,EUR\n"),
+        format!("{header}INV-2,2024-05-02,C2,1,2.00,EUR\nINV-1,2024-05-01,C1,3,2.00,EUR\n"),
+        format!("{header}INV-2,2024-05-02,C2,1,2.00,EUR\nINV-3,2024-05-02,C2,x,2.00,EUR\n"),
+        "no,header,here\nINV-1,2024-05-01,C1\n".to_string(),
+        format!("{header}INV-3,2024-05-02,C2,1,2.00,EUR\n"),
+    ];
+    let paths: Vec<PathBuf> = texts
+        .iter()
+        .map(|t| temp_file("resume.csv", t.as_bytes()))
+        .collect();
+    let files = bulk_files(&paths);
+    for use_optimized in [false, true] {
+        let processor = BulkProcessor::new(Settings::default()).use_optimized(use_optimized);
+        let keeper = Arc::new(Keeper::default());
+        let whole = processor
+            .run(
+                &files,
+                &BulkRun {
+                    progress: Some(keeper.clone()),
+                    want_invoices: true,
+                    ..BulkRun::default()
+                },
+            )
+            .unwrap();
+        let invoices = keeper.invoices.lock().unwrap().clone();
+        let outcomes = keeper.outcomes.lock().unwrap().clone();
+        // Every file processed had its ids (a failed one none).
+        assert_eq!(invoices.len(), 5);
+        let mut first: Vec<String> = invoices[&0].clone();
+        first.sort();
+        assert_eq!(first, ["INV-1", "INV-4"]);
+        assert!(invoices[&3].is_empty());
+        // INV-1 in files 0 and 1, INV-2 in 1 and 2 (INV-3 is invalid in file 2).
+        assert_eq!(
+            whole.duplicate_invoices.len(),
+            2,
+            "{:?}",
+            whole.duplicate_invoices
+        );
+
+        // Files 0, 1 and 3 were done before the interruption; a hook fails
+        // any file that is read again.
+        let kept = [0usize, 1, 3];
+        let prior: Vec<Option<ledgerline::bulk::Prior>> = (0..5)
+            .map(|i| {
+                kept.contains(&i).then(|| ledgerline::bulk::Prior {
+                    outcome: outcomes[&i].clone(),
+                    invoices: invoices[&i].clone(),
+                })
+            })
+            .collect();
+        let read_again = Arc::new(Mutex::new(Vec::<PathBuf>::new()));
+        let hook_seen = Arc::clone(&read_again);
+        let keeper2 = Arc::new(Keeper::default());
+        let resumed = processor
+            .clone()
+            .with_chunk_hook(Arc::new(move |path: &Path, _| {
+                hook_seen.lock().unwrap().push(path.to_path_buf());
+            }))
+            .resume(
+                &files,
+                prior,
+                &BulkRun {
+                    progress: Some(keeper2.clone()),
+                    want_invoices: true,
+                    ..BulkRun::default()
+                },
+            )
+            .unwrap();
+        let mut seen = read_again.lock().unwrap().clone();
+        seen.sort();
+        seen.dedup();
+        let mut expected = vec![paths[2].clone(), paths[4].clone()];
+        expected.sort();
+        assert_eq!(seen, expected, "only the files not kept are read");
+        assert_eq!(resumed.comparable_json(), whole.comparable_json());
+        // Every file still has its events, kept ones included.
+        assert_eq!(keeper2.outcomes.lock().unwrap().len(), 5);
+        assert_eq!(keeper2.invoices.lock().unwrap().len(), 5);
+    }
+}

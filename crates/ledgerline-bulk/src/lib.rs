@@ -105,6 +105,20 @@ pub struct BulkRun {
     pub cancel: CancelToken,
     /// Receives the run's events.
     pub progress: Option<Arc<dyn BulkProgress>>,
+    /// Whether the progress sink also receives each file's valid invoice
+    /// ids ([`BulkEvent::Invoices`], before the file's `Finished`): a
+    /// caller that keeps outcomes to resume a run later needs them.
+    pub want_invoices: bool,
+}
+
+/// A file's outcome from an earlier, interrupted run of the same files:
+/// [`BulkProcessor::resume`] uses it instead of processing the file again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prior {
+    /// The file's report or file error, as that run gave it.
+    pub outcome: FileOutcome,
+    /// The file's valid invoice ids, as that run saw them.
+    pub invoices: Vec<String>,
 }
 
 impl std::fmt::Debug for BulkRun {
@@ -112,6 +126,7 @@ impl std::fmt::Debug for BulkRun {
         f.debug_struct("BulkRun")
             .field("cancelled", &self.cancel.is_cancelled())
             .field("progress", &self.progress.is_some())
+            .field("want_invoices", &self.want_invoices)
             .finish()
     }
 }
@@ -130,6 +145,7 @@ pub struct BulkProcessor {
     settings: Settings,
     use_optimized: bool,
     jobs: Option<usize>,
+    limits: Option<RunLimits>,
     hook: Option<FileChunkHook>,
 }
 
@@ -151,8 +167,18 @@ impl BulkProcessor {
             settings,
             use_optimized: true,
             jobs: None,
+            limits: None,
             hook: None,
         }
+    }
+
+    /// Runs within `limits` (workers and memory) rather than the whole
+    /// machine: for a caller that runs several bulk runs at once (the API
+    /// server's concurrent jobs), each with its share. Only scheduling
+    /// follows the limits; every file's report stays the same.
+    pub fn with_limits(mut self, limits: RunLimits) -> BulkProcessor {
+        self.limits = Some(limits);
+        self
     }
 
     /// Chooses the optimized (`true`, the default) or the standard processor.
@@ -183,14 +209,32 @@ impl BulkProcessor {
     /// `Err(invalid_settings)` and nothing is processed; everything that goes
     /// wrong with a file after that is that file's entry.
     pub fn run(&self, files: &[BulkFile], run: &BulkRun) -> Result<BulkReport, FileError> {
+        self.resume(files, Vec::new(), run)
+    }
+
+    /// Like [`BulkProcessor::run`], for a run interrupted before: file `i`
+    /// with `prior[i]` given is not processed again, its earlier outcome and
+    /// invoice ids take its place (it still has its `Finished` event). The
+    /// report is the one an uninterrupted run gives. `prior` may be shorter
+    /// than `files`.
+    pub fn resume(
+        &self,
+        files: &[BulkFile],
+        mut prior: Vec<Option<Prior>>,
+        run: &BulkRun,
+    ) -> Result<BulkReport, FileError> {
         Rules::new(&self.settings)?;
+        prior.resize(files.len(), None);
         let started = Instant::now();
         let processor: Box<dyn FileProcessor> = if self.use_optimized {
             Box::new(OptimizedProcessor::new(self.settings.clone()))
         } else {
             Box::new(StandardProcessor::new(self.settings.clone()))
         };
-        let governor = Governor::new(&self.settings);
+        let governor = match self.limits {
+            Some(limits) => Governor::with_limits(&self.settings, limits),
+            None => Governor::new(&self.settings),
+        };
         let monitor = governor.monitor(Duration::from_millis(20));
         let plan = governor.bulk(self.jobs);
 
@@ -213,6 +257,46 @@ impl BulkProcessor {
         let registry = Arc::new(Mutex::new(duplicates::Registry::new()));
         let outcomes: Vec<Mutex<Option<FileOutcome>>> =
             files.iter().map(|_| Mutex::new(None)).collect();
+        // Files done by an earlier run: their outcomes and invoices as they
+        // were, their events now, before anything new starts.
+        for (index, prior) in prior.iter_mut().enumerate() {
+            let Some(Prior { outcome, invoices }) = prior.take() else {
+                continue;
+            };
+            if let Ok(mut r) = registry.lock() {
+                r.add_file(index as u32, &mut invoices.iter().map(String::as_str));
+            }
+            let file = &files[index];
+            run.emit(
+                &tally,
+                BulkEvent::Started {
+                    index,
+                    name: &file.name,
+                },
+            );
+            if run.want_invoices {
+                run.emit(
+                    &tally,
+                    BulkEvent::Invoices {
+                        index,
+                        ids: &invoices,
+                    },
+                );
+            }
+            FileTally::default().finish(&tally, sizes[index]);
+            run.emit(
+                &tally,
+                BulkEvent::Finished {
+                    index,
+                    name: &file.name,
+                    outcome: &outcome,
+                    seconds: 0.0,
+                },
+            );
+            if let Ok(mut slot) = outcomes[index].lock() {
+                *slot = Some(outcome);
+            }
+        }
         let slots = Slots::new(plan.slots);
         let (tx, rx) = crossbeam_channel::bounded::<(usize, usize, RunLimits)>(plan.slots);
         std::thread::scope(|scope| {
@@ -255,6 +339,9 @@ impl BulkProcessor {
             for (index, &size) in sizes.iter().enumerate() {
                 if run.cancel.is_cancelled() {
                     break;
+                }
+                if outcomes[index].lock().map_or(false, |o| o.is_some()) {
+                    continue;
                 }
                 let threaded = self.use_optimized && size >= SEQUENTIAL_BELOW;
                 let share = plan.share(threaded);
@@ -332,6 +419,7 @@ impl BulkProcessor {
             peak_memory_bytes: governor.peak(),
             distinct_invoices: registry.len() as u64,
             cancelled,
+            throttle_events: governor.throttle_events(),
             notes: governor.decisions(),
         };
         run.emit(&tally, BulkEvent::RunFinished);
@@ -367,13 +455,27 @@ impl BulkProcessor {
             },
         );
         let file_tally = Arc::new(FileTally::default());
+        // The file's invoice ids, kept for the progress sink when it wants them.
+        let kept: Arc<Mutex<Vec<String>>> = Arc::default();
         let mut ctx = RunContext::new()
             .with_cancel(run.cancel.clone())
             .with_limits(limits)
             .with_invoices({
-                let registry = Arc::clone(registry);
+                let (registry, kept, want) =
+                    (Arc::clone(registry), Arc::clone(&kept), run.want_invoices);
                 Arc::new(move |ids| {
-                    if let Ok(mut r) = registry.lock() {
+                    if want {
+                        if let Ok(mut k) = kept.lock() {
+                            let start = k.len();
+                            k.extend(ids.map(str::to_string));
+                            if let Ok(mut r) = registry.lock() {
+                                r.add_file(
+                                    index as u32,
+                                    &mut k[start..].iter().map(String::as_str),
+                                );
+                            }
+                        }
+                    } else if let Ok(mut r) = registry.lock() {
                         r.add_file(index as u32, ids);
                     }
                 })
@@ -401,6 +503,13 @@ impl BulkProcessor {
             processor.process_file_with(&file.path, &ctx)
         })
         .map_err(|e| renamed(e, &file.path, &file.name));
+        if run.want_invoices {
+            let ids = kept
+                .lock()
+                .map(|mut k| std::mem::take(&mut *k))
+                .unwrap_or_default();
+            run.emit(tally, BulkEvent::Invoices { index, ids: &ids });
+        }
         file_tally.finish(tally, size);
         run.emit(
             tally,

@@ -33,6 +33,15 @@ pub enum BulkEvent<'a> {
         /// Records read, cumulative.
         rows: u64,
     },
+    /// A file's valid invoice ids, just before its `Finished` (only when
+    /// the run's `want_invoices` asks for them). Empty for a file that
+    /// failed.
+    Invoices {
+        /// Its position in the run.
+        index: usize,
+        /// Its valid invoice ids, as the processor handed them over.
+        ids: &'a [String],
+    },
     /// A file ended: this is the last event of every file.
     Finished {
         /// Its position in the run.

@@ -226,6 +226,8 @@ pub struct BulkMetrics {
     pub distinct_invoices: u64,
     /// Whether the run was cancelled before every file finished.
     pub cancelled: bool,
+    /// How often the governor held readers back near the memory budget.
+    pub throttle_events: u64,
     /// What the governor decided, as human text.
     pub notes: Vec<String>,
 }
