@@ -340,7 +340,7 @@ impl BulkProcessor {
                 if run.cancel.is_cancelled() {
                     break;
                 }
-                if outcomes[index].lock().map_or(false, |o| o.is_some()) {
+                if outcomes[index].lock().is_ok_and(|o| o.is_some()) {
                     continue;
                 }
                 let threaded = self.use_optimized && size >= SEQUENTIAL_BELOW;

@@ -404,6 +404,34 @@ impl Drop for Monitor {
 }
 
 /// The resident memory of this process, in bytes.
+/// This process's resident memory and CPU time, as a server's monitoring
+/// shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessUsage {
+    /// Resident memory in bytes.
+    pub resident_bytes: u64,
+    /// CPU time used so far (user and system), in milliseconds.
+    pub cpu_millis: u64,
+}
+
+/// Reads [`ProcessUsage`] for this process (zeros where the system does
+/// not tell).
+pub fn process_usage() -> ProcessUsage {
+    let Some(mut sys) = System::new().ok() else {
+        return ProcessUsage::default();
+    };
+    let pid = Pid::from_u32(std::process::id());
+    sys.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&[pid]),
+        true,
+        ProcessRefreshKind::nothing().with_memory().with_cpu(),
+    );
+    sys.process(pid).map_or_else(ProcessUsage::default, |p| ProcessUsage {
+        resident_bytes: p.memory(),
+        cpu_millis: p.accumulated_cpu_time(),
+    })
+}
+
 fn resident(sys: &mut System) -> Option<u64> {
     let pid = Pid::from_u32(std::process::id());
     sys.refresh_processes_specifics(

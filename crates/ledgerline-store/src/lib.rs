@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use ledgerline_api::{ErrorDetail, FileInfo, FileState, JobFile, JobState, JobStatus, QueueCounts};
 
-pub use datadir::{DataDir, UploadTarget};
+pub use datadir::{is_id, new_id, DataDir, UploadTarget};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong with a store.
@@ -240,6 +240,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cancels a job: `None` when there is no such job.
     async fn cancel_job(&self, id: &str, now_ms: i64) -> Result<Option<Cancelled>, StoreError>;
+
+    /// Whether a cancel was asked for `id` (`false` for no such job): what
+    /// whoever runs it polls.
+    async fn cancel_requested(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Jobs waiting and running.
     async fn queue_counts(&self) -> Result<QueueCounts, StoreError>;

@@ -468,6 +468,22 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |c| {
+            let flag: Option<bool> = c
+                .query_row(
+                    "SELECT cancel_requested FROM jobs WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            Ok(flag.unwrap_or(false))
+        })
+        .await
+    }
+
     async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
         self.with(|c| {
             Ok(QueueCounts {

@@ -4,7 +4,7 @@ use ledgerline_store::{conformance, DataDir, SqliteStore, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_passes_the_conformance_suite() {
-    let tmp = std::env::temp_dir().join(format!("ledgerline-store-{}", uuid_like()));
+    let tmp = std::env::temp_dir().join(format!("ledgerline-store-{}", ledgerline_store::new_id()));
     let dir = DataDir::open(&tmp).unwrap();
     let store = SqliteStore::open(&dir.database_path()).unwrap();
     assert_eq!(store.kind(), "embedded");
@@ -16,15 +16,4 @@ async fn sqlite_store_passes_the_conformance_suite() {
     let total: u64 = by_state.iter().map(|(_, n)| n).sum();
     assert!(total >= 7, "jobs lost on reopening: {by_state:?}");
     std::fs::remove_dir_all(&tmp).unwrap();
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }

@@ -1,0 +1,499 @@
+//! ledgerline's HTTP API (SPEC §12): `ledgerline serve`.
+//!
+//! - [`Server::bind`] opens the data directory and the store, puts jobs
+//!   that were running when the server last stopped back in the queue, and
+//!   binds the address; [`Server::run`] serves until the shutdown future
+//!   completes, then stops taking work and leaves running jobs resumable.
+//! - Uploads stream to disk (never whole in memory) under a temporary
+//!   name, hashed on the way, are detected by content on arrival, and are
+//!   renamed when complete. Ids are random UUIDs; no client-given name
+//!   ever becomes a path.
+//! - Jobs wait in a bounded queue in the [`Store`]; runners (at most
+//!   `max_jobs` at once) take them and run them through
+//!   `ledgerline-bulk` on its own threads, sharing the memory budget. Each
+//!   finished file's outcome is kept before it counts as done, so a killed
+//!   server resumes its jobs without redoing finished files.
+//! - Live progress comes from the bulk run's events (`/v1/jobs/{id}` and
+//!   Server-Sent Events on `/v1/jobs/{id}/events`); `/metrics` serves
+//!   Prometheus text; `/v1/openapi.json` the OpenAPI document generated
+//!   from the handlers.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use ledgerline_server::{Server, ServerConfig};
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ServerConfig::new("ledgerline-data".into());
+//! let server = Server::bind(config).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod jobs;
+mod live;
+mod monitor;
+mod routes;
+mod upload;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use ledgerline_core::{FileError, RunLimits, Settings};
+use ledgerline_store::{DataDir, SqliteStore, Store, StoreError};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+/// The largest JSON request body (a bulk request naming 10,000 files fits).
+const MAX_JSON_BYTES: usize = 1 << 20;
+
+/// How a server runs.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where to listen (default `127.0.0.1:8080`; port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// The embedded store's directory: uploads, reports, the database.
+    pub data_dir: PathBuf,
+    /// The store: `None` (or `embedded`) for the embedded one.
+    pub store: Option<String>,
+    /// The settings every job starts from (environment and flags); a job's
+    /// own settings apply on top, never above this `memory_threshold` or
+    /// `max_record_bytes`.
+    pub settings: Settings,
+    /// The bearer token every endpoint but health requires, if any.
+    pub token: Option<String>,
+    /// The largest upload in bytes (default 1024 MiB).
+    pub max_upload_bytes: u64,
+    /// Jobs that may wait in the queue (default 64); more get 429.
+    pub queue_depth: u64,
+    /// Jobs that may run at once (default 1); they share the memory budget.
+    pub max_jobs: usize,
+    /// Requests per second one client (IP address) may make, with bursts
+    /// of twice that; 0 turns the limit off (default 100).
+    pub rate_limit: u32,
+    /// Time one request may take, bodies and streams aside (default 30 s).
+    pub request_timeout: Duration,
+    /// Whether this server runs jobs (default true).
+    pub work: bool,
+}
+
+impl ServerConfig {
+    /// The defaults, with `data_dir` and settings from the environment
+    /// (falling back to the defaults if the environment is bad; the CLI
+    /// checks it first).
+    pub fn new(data_dir: PathBuf) -> ServerConfig {
+        ServerConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            store: None,
+            settings: Settings::from_env().unwrap_or_default(),
+            token: std::env::var("LEDGERLINE_API_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+            max_upload_bytes: 1024 * 1024 * 1024,
+            queue_depth: 64,
+            max_jobs: 1,
+            rate_limit: 100,
+            request_timeout: Duration::from_secs(30),
+            work: true,
+        }
+    }
+
+    /// What each job may use when several run at once: an equal share of
+    /// the budget and of the cores. `None` for one job at a time.
+    fn job_limits(&self) -> Option<RunLimits> {
+        if self.max_jobs <= 1 {
+            return None;
+        }
+        let n = self.max_jobs as u64;
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        Some(RunLimits {
+            workers: Some((cores / self.max_jobs).max(1)),
+            memory_bytes: Some(self.settings.memory_threshold_mb * 1024 * 1024 / n),
+        })
+    }
+}
+
+/// What can stop a server from starting or running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The address could not be bound, or serving failed.
+    #[error("{addr}: {source}")]
+    Io {
+        /// The address.
+        addr: SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A setting that cannot work.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// What every handler and runner shares.
+pub(crate) struct AppState {
+    pub(crate) config: ServerConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) data: DataDir,
+    pub(crate) live: live::Live,
+    pub(crate) notify: Notify,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The settings of a job: the server's, with the request's on top.
+    /// `invalid_settings` for a bad one, and for a `memory_threshold` or
+    /// `max_record_bytes` above the server's (a client may not raise what
+    /// one file may cost the server).
+    pub(crate) fn job_settings(
+        &self,
+        given: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<Settings, FileError> {
+        let base = &self.config.settings;
+        let mut settings = base.clone();
+        ledgerline_api::apply_settings(&mut settings, given)?;
+        if settings.memory_threshold_mb > base.memory_threshold_mb {
+            return Err(FileError::settings(format!(
+                "memory_threshold: at most {} MB on this server, got {}",
+                base.memory_threshold_mb, settings.memory_threshold_mb
+            )));
+        }
+        if settings.max_record_bytes > base.max_record_bytes {
+            return Err(FileError::settings(format!(
+                "max_record_bytes: at most {} on this server, got {}",
+                base.max_record_bytes, settings.max_record_bytes
+            )));
+        }
+        ledgerline_invoice::Rules::new(&settings)?;
+        Ok(settings)
+    }
+}
+
+/// The OpenAPI document, generated from the handlers and the API types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "ledgerline", description = "Invoice file processing over HTTP (SPEC §12)"),
+    paths(
+        routes::health,
+        routes::upload_files,
+        routes::get_file,
+        routes::delete_file,
+        routes::bulk_process,
+        routes::get_job,
+        routes::job_events,
+        routes::job_report,
+        routes::cancel_job
+    ),
+    components(schemas(
+        ledgerline_api::ErrorBody,
+        ledgerline_api::ErrorDetail,
+        ledgerline_api::Health,
+        ledgerline_api::QueueCounts,
+        ledgerline_api::FileInfo,
+        ledgerline_api::UploadResponse,
+        ledgerline_api::BulkRequest,
+        ledgerline_api::JobAccepted,
+        ledgerline_api::JobState,
+        ledgerline_api::FileState,
+        ledgerline_api::JobProgress,
+        ledgerline_api::JobFile,
+        ledgerline_api::JobStatus
+    )),
+    modifiers(&BearerAuth)
+)]
+pub(crate) struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    app: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Opens the data directory and the store, requeues jobs that were
+    /// running, and binds the address.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        match config.store.as_deref() {
+            None | Some("embedded") => {}
+            Some(other) => {
+                return Err(ServerError::Config(format!(
+                    "unsupported store {other:?}: this server has the embedded store only"
+                )))
+            }
+        }
+        if config.max_jobs == 0 || config.queue_depth == 0 {
+            return Err(ServerError::Config(
+                "max_jobs and queue_depth must be at least 1".into(),
+            ));
+        }
+        let data = {
+            let dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || DataDir::open(&dir))
+                .await
+                .map_err(|e| ServerError::Config(e.to_string()))??
+        };
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.database_path())?);
+        if config.work {
+            let n = store.requeue_running().await?;
+            if n > 0 {
+                tracing::info!(jobs = n, "jobs interrupted by the last stop are queued again");
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| ServerError::Io {
+                addr: config.addr,
+                source,
+            })?;
+        monitor::handle();
+        let (shutdown, rx) = watch::channel(false);
+        let app = Arc::new(AppState {
+            config,
+            store,
+            data,
+            live: live::Live::default(),
+            notify: Notify::new(),
+            shutdown: rx,
+        });
+        Ok(Server {
+            app,
+            listener,
+            shutdown,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.app.config.addr)
+    }
+
+    /// Serves until `signal` completes; then stops taking requests and
+    /// jobs, lets running jobs stop at their next chunk (they resume at the
+    /// next start) and returns.
+    pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let addr = self.local_addr();
+        let mut runners = JoinSet::new();
+        if self.app.config.work {
+            for _ in 0..self.app.config.max_jobs {
+                runners.spawn(jobs::runner(Arc::clone(&self.app), self.app.shutdown.clone()));
+            }
+        }
+        let router = router(Arc::clone(&self.app));
+        let shutdown = self.shutdown;
+        let mut stopped = self.app.shutdown.clone();
+        let graceful = async move {
+            signal.await;
+            tracing::info!("shutting down: no new requests or jobs");
+            let _ = shutdown.send(true);
+        };
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            graceful.await;
+        })
+        .await;
+        // Serving ended (by the signal, or an error): stop the runners too.
+        let _ = stopped.wait_for(|s| *s).await.ok();
+        while let Some(r) = runners.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "a job runner failed");
+            }
+        }
+        served.map_err(|source| ServerError::Io { addr, source })
+    }
+}
+
+fn router(app: Arc<AppState>) -> Router {
+    let config = &app.config;
+    let upload = Router::new()
+        .route("/v1/files", post(routes::upload_files))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(
+            usize::try_from(config.max_upload_bytes)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1 << 20),
+        ));
+    let streams = Router::new()
+        .route("/v1/jobs/{id}/events", get(routes::job_events))
+        .route("/v1/jobs/{id}/report", get(routes::job_report));
+    let quick = Router::new()
+        .route(
+            "/v1/files/{id}",
+            get(routes::get_file).delete(routes::delete_file),
+        )
+        .route("/v1/bulk-process", post(routes::bulk_process))
+        .route(
+            "/v1/jobs/{id}",
+            get(routes::get_job).delete(routes::cancel_job),
+        )
+        .route("/v1/openapi.json", get(routes::openapi))
+        .route("/metrics", get(routes::prometheus))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ));
+    let mut guarded = Router::new().merge(upload).merge(streams).merge(quick);
+    if let Some(token) = config.token.clone() {
+        guarded = guarded.layer(axum::middleware::from_fn(move |req, next| {
+            auth::check(token.clone(), req, next)
+        }));
+    }
+    if config.rate_limit > 0 {
+        guarded = guarded.layer(ratelimit::layer(config.rate_limit));
+    }
+    Router::new()
+        .route("/v1/health", get(routes::health))
+        .merge(guarded)
+        .fallback(routes::not_found)
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+mod auth {
+    //! Bearer tokens, compared in constant time.
+
+    use axum::extract::Request;
+    use axum::http::header;
+    use axum::middleware::Next;
+    use axum::response::{IntoResponse, Response};
+    use subtle::ConstantTimeEq;
+
+    use crate::ApiError;
+
+    pub(crate) async fn check(token: String, req: Request, next: Next) -> Response {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            next.run(req).await
+        } else {
+            ApiError::Unauthorized.into_response()
+        }
+    }
+}
+
+mod ratelimit {
+    //! Per-client rate limits (tower_governor), answered in the API's error
+    //! shape with `Retry-After`.
+
+    use axum::body::Body;
+    use axum::http::{header, HeaderValue, Response, StatusCode};
+    use tower_governor::governor::GovernorConfigBuilder;
+    use tower_governor::key_extractor::PeerIpKeyExtractor;
+    use tower_governor::{GovernorError, GovernorLayer};
+
+    pub(crate) fn layer(
+        per_second: u32,
+    ) -> GovernorLayer<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>, Body> {
+        let config = GovernorConfigBuilder::default()
+            .period(std::time::Duration::from_secs(1) / per_second.max(1))
+            .burst_size(per_second.saturating_mul(2).max(1))
+            .finish();
+        let mut layer = GovernorLayer::new(std::sync::Arc::new(config.unwrap_or_default()));
+        layer = layer.error_handler(|e: GovernorError| -> Response<Body> {
+            let (status, wait, message) = match e {
+                GovernorError::TooManyRequests { wait_time, .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    wait_time.max(1),
+                    "too many requests from this client".to_string(),
+                ),
+                other => (StatusCode::INTERNAL_SERVER_ERROR, 1, other.to_string()),
+            };
+            let mut response = crate::error::error_response(status, "rate_limited", &message);
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            response
+        });
+        layer
+    }
+}
+
+/// Runs a server until SIGTERM or Ctrl-C, on a runtime of its own; prints
+/// `listening on http://ADDR` on standard output once bound.
+pub fn serve_until_signal(config: ServerConfig) -> Result<(), ServerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ledgerline-http")
+        .build()
+        .map_err(|e| ServerError::Config(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let server = Server::bind(config).await?;
+        println!("listening on http://{}", server.local_addr());
+        server.run(stop_signal()).await
+    })
+}
+
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
