@@ -22,6 +22,7 @@ mod bulk;
 mod compare;
 mod human;
 mod rows;
+mod serve;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,11 @@ enum Command {
     /// Process many files (directories walked recursively) as one run under
     /// one memory budget; a summary, or the SPEC §11 bulk report with --json.
     Bulk(BulkArgs),
+    /// Serve the HTTP API (SPEC §12): uploads, bulk jobs, progress, reports.
+    Serve(serve::ServeArgs),
+    /// Talk to a server: health, upload, bulk, status, watch, report,
+    /// cancel, or an interactive session.
+    Client(serve::ClientArgs),
 }
 
 #[derive(Debug, Args)]
@@ -105,52 +111,52 @@ struct ProcessArgs {
 /// Settings flags; every value is checked by `Settings::apply`, so a bad one
 /// is the `invalid_settings` report rather than a usage error.
 #[derive(Debug, Args)]
-struct SettingArgs {
+pub(crate) struct SettingArgs {
     /// Worker threads (optimized processor).
     #[arg(long, value_name = "N")]
-    workers: Option<String>,
+    pub(crate) workers: Option<String>,
     /// Rows per chunk.
     #[arg(long, value_name = "N")]
-    chunk_size: Option<String>,
+    pub(crate) chunk_size: Option<String>,
     /// Memory threshold in megabytes.
     #[arg(long, value_name = "MB")]
-    memory_threshold: Option<String>,
+    pub(crate) memory_threshold: Option<String>,
     /// Optimization level 1, 2 or 3.
     #[arg(long, value_name = "1|2|3")]
-    level: Option<String>,
+    pub(crate) level: Option<String>,
     /// dmy, mdy or auto.
     #[arg(long, value_name = "ORDER")]
-    date_order: Option<String>,
+    pub(crate) date_order: Option<String>,
     /// . or ,
     #[arg(long, value_name = "SEP")]
-    decimal_separator: Option<String>,
+    pub(crate) decimal_separator: Option<String>,
     /// Currency of rows whose currency is empty.
     #[arg(long, value_name = "CODE")]
-    default_currency: Option<String>,
+    pub(crate) default_currency: Option<String>,
     /// , ; | or tab.
     #[arg(long, value_name = "C")]
-    delimiter: Option<String>,
+    pub(crate) delimiter: Option<String>,
     /// Text encoding label (e.g. utf-8, windows-1252, utf-16le).
     #[arg(long, value_name = "LABEL")]
-    encoding: Option<String>,
+    pub(crate) encoding: Option<String>,
     /// Excel sheet to read.
     #[arg(long, value_name = "NAME")]
-    sheet: Option<String>,
+    pub(crate) sheet: Option<String>,
     /// Row errors to list in the report.
     #[arg(long, value_name = "N")]
-    max_errors: Option<String>,
+    pub(crate) max_errors: Option<String>,
     /// Values that count as empty, comma-separated.
     #[arg(long, value_name = "A,B,…")]
-    null_values: Option<String>,
+    pub(crate) null_values: Option<String>,
     /// line_total tolerance (an amount).
     #[arg(long, value_name = "AMOUNT")]
-    tolerance: Option<String>,
+    pub(crate) tolerance: Option<String>,
     /// Column mapping field=Header (repeatable).
     #[arg(long = "map", value_name = "FIELD=HEADER")]
-    map: Vec<String>,
+    pub(crate) map: Vec<String>,
     /// Raw bytes of a CSV record above which it is `record_too_long`.
     #[arg(long, value_name = "N")]
-    max_record_bytes: Option<String>,
+    pub(crate) max_record_bytes: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +182,8 @@ fn main() {
     let code = match cli.command {
         Command::Process(args) => process(args),
         Command::Bulk(args) => bulk_command(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Client(args) => serve::client(args),
         Command::Compare(args) => match settings_from(&args.settings) {
             Ok(settings) => compare::run(&args.file, settings, args.runs),
             Err(e) => {
@@ -211,7 +219,7 @@ fn apply_all<'a>(
 }
 
 /// Settings: defaults, then environment, then flags (flags win).
-fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
+pub(crate) fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
     let mut s = Settings::from_env()?;
     apply_all(
         &mut s,
@@ -372,7 +380,7 @@ impl ProgressBar {
     }
 }
 
-fn print_json(value: &serde_json::Value) {
+pub(crate) fn print_json(value: &serde_json::Value) {
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
     print_stdout(&format!("{text}\n"));
 }

@@ -1,0 +1,342 @@
+//! `ledgerline serve` and `ledgerline client`: argument handling only; the
+//! server and the client live in their crates.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use ledgerline_client::{expand_inputs, progress_bar, show_progress, Client, ClientError};
+use ledgerline_server::{ServerConfig, ServerError};
+
+use crate::{print_json, settings_from, SettingArgs};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (use 0.0.0.0:PORT to listen beyond this machine).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    addr: SocketAddr,
+    /// Directory of the embedded store: uploads, reports, the database.
+    #[arg(long, default_value = "ledgerline-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The store (default: embedded in --data-dir).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Bearer token every endpoint but health requires.
+    #[arg(long, env = "LEDGERLINE_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Largest upload in megabytes.
+    #[arg(long, default_value_t = 1024, value_name = "MB")]
+    max_upload_mb: u64,
+    /// Jobs that may wait in the queue; more are refused with 429.
+    #[arg(long, default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    queue_depth: u64,
+    /// Jobs run at once (they share the memory budget).
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    max_jobs: u64,
+    /// Requests per second per client IP (bursts of twice that); 0 = no limit.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    rate_limit: u32,
+    /// Serve the API only; run no jobs.
+    #[arg(long)]
+    no_work: bool,
+    #[command(flatten)]
+    settings: SettingArgs,
+}
+
+pub(crate) fn serve(args: ServeArgs) -> i32 {
+    let settings = match settings_from(&args.settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ledgerline: {}: {}", e.code, e.message);
+            return 2;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let mut config = ServerConfig::new(args.data_dir);
+    config.addr = args.addr;
+    config.store = args.store;
+    config.settings = settings;
+    config.token = args.token.filter(|t| !t.is_empty());
+    config.max_upload_bytes = args.max_upload_mb.saturating_mul(1024 * 1024);
+    config.queue_depth = args.queue_depth;
+    config.max_jobs = args.max_jobs as usize;
+    config.rate_limit = args.rate_limit;
+    config.work = !args.no_work;
+    match ledgerline_server::serve_until_signal(config) {
+        Ok(()) => 0,
+        Err(e @ ServerError::Config(_)) => {
+            eprintln!("ledgerline serve: {e}");
+            2
+        }
+        Err(e) => {
+            eprintln!("ledgerline serve: {e}");
+            1
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// The server.
+    #[arg(long, env = "LEDGERLINE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    url: String,
+    /// Bearer token for the server.
+    #[arg(long, env = "LEDGERLINE_API_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Is the server up? Its version, store and queue.
+    Health,
+    /// Upload files (folders: their files); prints each id.
+    Upload {
+        /// Files or folders.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// All in one multipart request (all kept or none) instead of one request each.
+        #[arg(long)]
+        multipart: bool,
+    },
+    /// Start a bulk job over files (uploaded first) or ids of uploads.
+    Bulk {
+        /// Local files or folders, or ids of uploaded files.
+        #[arg(required = true, value_name = "FILE_OR_ID")]
+        inputs: Vec<String>,
+        /// Run the standard processor instead of the optimized one.
+        #[arg(long)]
+        standard: bool,
+        /// Wait for the job to end (a progress bar on a terminal), then print its summary.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: print the bulk report (SPEC §11) as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        settings: Box<SettingArgs>,
+    },
+    /// A job's state and progress.
+    Status {
+        /// The job's id.
+        job: String,
+        /// Print the job as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a job's progress live until it ends.
+    Watch {
+        /// The job's id.
+        job: String,
+    },
+    /// A finished job's bulk report: a summary, or the JSON with --json.
+    Report {
+        /// The job's id.
+        job: String,
+        /// Print the report (SPEC §11) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The job's id.
+        job: String,
+    },
+    /// A menu-driven session: health, upload, bulk (both processors), progress.
+    Interactive,
+}
+
+fn fail(e: &ClientError) -> i32 {
+    eprintln!("ledgerline client: {e}");
+    2
+}
+
+pub(crate) fn client(args: ClientArgs) -> i32 {
+    let client = match Client::new(&args.url, args.token.filter(|t| !t.is_empty())) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let result = match args.command {
+        ClientCommand::Health => client.health().map(|h| {
+            print_json(&serde_json::to_value(&h).unwrap_or_default());
+            0
+        }),
+        ClientCommand::Upload { inputs, multipart } => upload(&client, &inputs, multipart).map(|files| {
+            for f in files {
+                println!("{}\t{}\t{}\t{}\t{}", f.id, f.format, f.size, f.sha256, f.name);
+            }
+            0
+        }),
+        ClientCommand::Bulk {
+            inputs,
+            standard,
+            wait,
+            json,
+            settings,
+        } => bulk(&client, &inputs, !standard, wait, json, &settings),
+        ClientCommand::Status { job, json } => client.job(&job).map(|s| {
+            if json {
+                print_json(&serde_json::to_value(&s).unwrap_or_default());
+            } else {
+                let p = &s.progress;
+                println!(
+                    "{} {} {:.1}% files {}/{} rows {}",
+                    s.job_id,
+                    s.state.as_str(),
+                    p.percent,
+                    p.files_done,
+                    p.files_total,
+                    p.rows_done
+                );
+            }
+            0
+        }),
+        ClientCommand::Watch { job } => watch(&client, &job).map(|s| {
+            println!("{} {}", s.job_id, s.state.as_str());
+            0
+        }),
+        ClientCommand::Report { job, json } => report(&client, &job, json),
+        ClientCommand::Cancel { job } => client.cancel(&job).map(|s| {
+            println!("{} {}", s.job_id, s.state.as_str());
+            0
+        }),
+        ClientCommand::Interactive => {
+            return match ledgerline_client::interactive::run(&client) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("ledgerline client: {e}");
+                    2
+                }
+            }
+        }
+    };
+    result.unwrap_or_else(|e| fail(&e))
+}
+
+fn upload(client: &Client, inputs: &[PathBuf], multipart: bool) -> Result<Vec<ledgerline_api::FileInfo>, ClientError> {
+    let files = expand_inputs(inputs)?;
+    if multipart {
+        let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+        client.upload_files(&paths)
+    } else {
+        files.iter().map(|p| client.upload_file(p)).collect()
+    }
+}
+
+/// The settings flags given, by their SPEC §9 names, for a bulk request.
+fn given_settings(args: &SettingArgs) -> BTreeMap<String, serde_json::Value> {
+    let mut map = BTreeMap::new();
+    for (name, value) in [
+        ("workers", &args.workers),
+        ("chunk_size", &args.chunk_size),
+        ("memory_threshold", &args.memory_threshold),
+        ("level", &args.level),
+        ("date_order", &args.date_order),
+        ("decimal_separator", &args.decimal_separator),
+        ("default_currency", &args.default_currency),
+        ("delimiter", &args.delimiter),
+        ("encoding", &args.encoding),
+        ("sheet", &args.sheet),
+        ("max_errors", &args.max_errors),
+        ("null_values", &args.null_values),
+        ("tolerance", &args.tolerance),
+        ("max_record_bytes", &args.max_record_bytes),
+    ] {
+        if let Some(v) = value {
+            map.insert(name.to_string(), serde_json::Value::String(v.clone()));
+        }
+    }
+    if !args.map.is_empty() {
+        map.insert("map".to_string(), serde_json::json!(args.map));
+    }
+    map
+}
+
+fn bulk(
+    client: &Client,
+    inputs: &[String],
+    use_optimized: bool,
+    wait: bool,
+    json: bool,
+    settings: &SettingArgs,
+) -> Result<i32, ClientError> {
+    let mut ids = Vec::new();
+    for input in inputs {
+        let path = PathBuf::from(input);
+        if !path.exists() && ledgerline_store::is_id(input) {
+            ids.push(input.clone());
+            continue;
+        }
+        for file in expand_inputs(&[path])? {
+            match client.upload_file(&file) {
+                Ok(info) => {
+                    eprintln!("uploaded {} as {}", file.display(), info.id);
+                    ids.push(info.id);
+                }
+                // Refused content (422) is skipped, said loudly; anything
+                // else (the server, the network, a limit) stops.
+                Err(ClientError::Api { status: 422, code, message, .. }) => {
+                    eprintln!("skipped {}: {code}: {message}", file.display());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if ids.is_empty() {
+        eprintln!("ledgerline client: no file to process");
+        return Ok(2);
+    }
+    let job = client.bulk(&ids, use_optimized, &given_settings(settings))?;
+    if !wait {
+        println!("{}", job.job_id);
+        return Ok(0);
+    }
+    eprintln!("job {} queued", job.job_id);
+    watch(client, &job.job_id)?;
+    report(client, &job.job_id, json)
+}
+
+fn watch(client: &Client, job: &str) -> Result<ledgerline_api::JobStatus, ClientError> {
+    if std::io::stderr().is_terminal() {
+        let bar = progress_bar("job");
+        let last = client.watch(job, |s| show_progress(&bar, s))?;
+        show_progress(&bar, &last);
+        bar.finish();
+        Ok(last)
+    } else {
+        client.watch(job, |_| {})
+    }
+}
+
+fn report(client: &Client, job: &str, json: bool) -> Result<i32, ClientError> {
+    let report = client.report(job)?;
+    if json {
+        print_json(&serde_json::to_value(&report).unwrap_or_default());
+    } else {
+        let s = &report.summary;
+        println!(
+            "files {} · valid {} · with invalid rows {} · failed {} · rows {} ({} valid, {} invalid, {} blank)",
+            s.files, s.valid, s.with_invalid_rows, s.failed, s.rows.total, s.rows.valid, s.rows.invalid, s.rows.blank
+        );
+        for t in &s.totals {
+            println!("{} net {} tax {} gross {} ({} lines, {} invoices)", t.currency, t.net, t.tax, t.gross, t.lines, t.invoices);
+        }
+        for f in report.files.iter().filter(|f| f.outcome.is_err()) {
+            if let Err(e) = &f.outcome {
+                println!("failed: {}: {}: {}", f.path, e.code, e.message);
+            }
+        }
+    }
+    Ok(report.exit_status())
+}
