@@ -24,7 +24,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "URL")]
     store: Option<String>,
     /// Bearer token every endpoint but health requires.
-    #[arg(long, env = "LEDGERLINE_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "LEDGERLINE_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     token: Option<String>,
     /// Largest upload in megabytes.
     #[arg(long, default_value_t = 1024, value_name = "MB")]
@@ -88,10 +93,20 @@ pub(crate) fn serve(args: ServeArgs) -> i32 {
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
     /// The server.
-    #[arg(long, env = "LEDGERLINE_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "LEDGERLINE_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     url: String,
     /// Bearer token for the server.
-    #[arg(long, env = "LEDGERLINE_API_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "LEDGERLINE_API_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     token: Option<String>,
     #[command(subcommand)]
     command: ClientCommand,
@@ -172,12 +187,17 @@ pub(crate) fn client(args: ClientArgs) -> i32 {
             print_json(&serde_json::to_value(&h).unwrap_or_default());
             0
         }),
-        ClientCommand::Upload { inputs, multipart } => upload(&client, &inputs, multipart).map(|files| {
-            for f in files {
-                println!("{}\t{}\t{}\t{}\t{}", f.id, f.format, f.size, f.sha256, f.name);
-            }
-            0
-        }),
+        ClientCommand::Upload { inputs, multipart } => {
+            upload(&client, &inputs, multipart).map(|files| {
+                for f in files {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        f.id, f.format, f.size, f.sha256, f.name
+                    );
+                }
+                0
+            })
+        }
         ClientCommand::Bulk {
             inputs,
             standard,
@@ -224,7 +244,11 @@ pub(crate) fn client(args: ClientArgs) -> i32 {
     result.unwrap_or_else(|e| fail(&e))
 }
 
-fn upload(client: &Client, inputs: &[PathBuf], multipart: bool) -> Result<Vec<ledgerline_api::FileInfo>, ClientError> {
+fn upload(
+    client: &Client,
+    inputs: &[PathBuf],
+    multipart: bool,
+) -> Result<Vec<ledgerline_api::FileInfo>, ClientError> {
     let files = expand_inputs(inputs)?;
     if multipart {
         let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
@@ -286,7 +310,12 @@ fn bulk(
                 }
                 // Refused content (422) is skipped, said loudly; anything
                 // else (the server, the network, a limit) stops.
-                Err(ClientError::Api { status: 422, code, message, .. }) => {
+                Err(ClientError::Api {
+                    status: 422,
+                    code,
+                    message,
+                    ..
+                }) => {
                     eprintln!("skipped {}: {code}: {message}", file.display());
                 }
                 Err(e) => return Err(e),
@@ -330,7 +359,10 @@ fn report(client: &Client, job: &str, json: bool) -> Result<i32, ClientError> {
             s.files, s.valid, s.with_invalid_rows, s.failed, s.rows.total, s.rows.valid, s.rows.invalid, s.rows.blank
         );
         for t in &s.totals {
-            println!("{} net {} tax {} gross {} ({} lines, {} invoices)", t.currency, t.net, t.tax, t.gross, t.lines, t.invoices);
+            println!(
+                "{} net {} tax {} gross {} ({} lines, {} invoices)",
+                t.currency, t.net, t.tax, t.gross, t.lines, t.invoices
+            );
         }
         for f in report.files.iter().filter(|f| f.outcome.is_err()) {
             if let Err(e) = &f.outcome {

@@ -131,7 +131,10 @@ fn follow(client: &Client, id: &str, label: &str) -> Result<JobStatus, ClientErr
 }
 
 fn seconds(status: &JobStatus) -> Option<f64> {
-    status.metrics.get("elapsed_seconds").and_then(|v| v.as_f64())
+    status
+        .metrics
+        .get("elapsed_seconds")
+        .and_then(|v| v.as_f64())
 }
 
 fn summary(client: &Client, status: &JobStatus) {

@@ -156,7 +156,10 @@ impl Client {
         })
     }
 
-    fn json<T: serde::de::DeserializeOwned>(url: &str, response: Response) -> Result<T, ClientError> {
+    fn json<T: serde::de::DeserializeOwned>(
+        url: &str,
+        response: Response,
+    ) -> Result<T, ClientError> {
         response.json().map_err(|source| ClientError::Http {
             url: url.to_string(),
             source,
@@ -181,12 +184,13 @@ impl Client {
         let len = file.metadata().map_err(io)?.len();
         let name = file_name(path);
         let url = self.url_of("/v1/files");
-        let target = reqwest::Url::parse_with_params(&url, [("name", name.as_str())]).map_err(|e| {
-            ClientError::Protocol {
-                url: url.clone(),
-                message: format!("not a URL: {e}"),
-            }
-        })?;
+        let target =
+            reqwest::Url::parse_with_params(&url, [("name", name.as_str())]).map_err(|e| {
+                ClientError::Protocol {
+                    url: url.clone(),
+                    message: format!("not a URL: {e}"),
+                }
+            })?;
         let request = self
             .http
             .post(target)
@@ -266,7 +270,12 @@ impl Client {
         mut each: impl FnMut(&JobStatus),
     ) -> Result<JobStatus, ClientError> {
         let url = self.url_of(&format!("/v1/jobs/{id}/events"));
-        let r = self.send(&url, self.http.get(&url).header(header::ACCEPT, "text/event-stream"))?;
+        let r = self.send(
+            &url,
+            self.http
+                .get(&url)
+                .header(header::ACCEPT, "text/event-stream"),
+        )?;
         let mut data = String::new();
         let mut last: Option<JobStatus> = None;
         for line in BufReader::new(r).lines() {
@@ -338,8 +347,10 @@ impl Client {
 
 /// The name a file is uploaded under: its file name.
 fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// The files of `inputs`: files as given, directories walked one level
@@ -372,10 +383,8 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ClientError> {
 /// A terminal progress bar for a job, fed from its events.
 pub fn progress_bar(label: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(1000);
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix} [{bar:40}] {percent:>3}% {msg}",
-    )
-    .map(|s| s.progress_chars("=> "));
+    let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {percent:>3}% {msg}")
+        .map(|s| s.progress_chars("=> "));
     if let Ok(style) = style {
         bar.set_style(style);
     }

@@ -426,10 +426,11 @@ pub fn process_usage() -> ProcessUsage {
         true,
         ProcessRefreshKind::nothing().with_memory().with_cpu(),
     );
-    sys.process(pid).map_or_else(ProcessUsage::default, |p| ProcessUsage {
-        resident_bytes: p.memory(),
-        cpu_millis: p.accumulated_cpu_time(),
-    })
+    sys.process(pid)
+        .map_or_else(ProcessUsage::default, |p| ProcessUsage {
+            resident_bytes: p.memory(),
+            cpu_millis: p.accumulated_cpu_time(),
+        })
 }
 
 fn resident(sys: &mut System) -> Option<u64> {

@@ -17,7 +17,7 @@ use ledgerline_store::{now_ms, FileUpdate, JobRecord};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use crate::{AppState, ApiError};
+use crate::{ApiError, AppState};
 
 /// How often live progress is published to the events streams.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
@@ -164,7 +164,12 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
         Err(e) => return fail(app, &id, "internal", &e.to_string()).await,
     };
     let cancel = CancelToken::new();
-    let sink = Arc::new(JobSink::new(Arc::clone(app), &job, &prior, Handle::current()));
+    let sink = Arc::new(JobSink::new(
+        Arc::clone(app),
+        &job,
+        &prior,
+        Handle::current(),
+    ));
     app.live.publish(sink.status());
     app.live.set_cancel(&id, cancel.clone());
     if job.cancel_requested {
@@ -211,7 +216,13 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
         Err(e) => return fail(app, &id, "internal", &format!("job task failed: {e}")).await,
     };
     if let Err(e) = write_report(app, &id, &report).await {
-        return fail(app, &id, "internal", &format!("cannot keep the report: {e}")).await;
+        return fail(
+            app,
+            &id,
+            "internal",
+            &format!("cannot keep the report: {e}"),
+        )
+        .await;
     }
     let state = if cancel.is_cancelled() {
         JobState::Cancelled
@@ -223,7 +234,8 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("ledgerline_governor_throttle_events_total")
         .increment(report.metrics.throttle_events);
-    metrics::gauge!("ledgerline_job_peak_memory_bytes").set(report.metrics.peak_memory_bytes as f64);
+    metrics::gauge!("ledgerline_job_peak_memory_bytes")
+        .set(report.metrics.peak_memory_bytes as f64);
     finish(app, &id, state, &metrics, None).await;
     tracing::info!(job = %id, state = state.as_str(), seconds = started.elapsed().as_secs_f64(), "job ended");
 }
@@ -247,7 +259,14 @@ async fn fail(app: &Arc<AppState>, id: &str, code: &str, message: &str) {
         code: code.to_string(),
         message: message.to_string(),
     };
-    finish(app, id, JobState::Failed, &serde_json::json!({}), Some(&error)).await;
+    finish(
+        app,
+        id,
+        JobState::Failed,
+        &serde_json::json!({}),
+        Some(&error),
+    )
+    .await;
 }
 
 /// Records the end of a job in the store, then tells the events streams.
@@ -258,7 +277,11 @@ async fn finish(
     metrics: &serde_json::Value,
     error: Option<&ErrorDetail>,
 ) {
-    if let Err(e) = app.store.finish_job(id, state, now_ms(), metrics, error).await {
+    if let Err(e) = app
+        .store
+        .finish_job(id, state, now_ms(), metrics, error)
+        .await
+    {
         tracing::error!(job = %id, error = %e, "cannot record the end of a job");
     }
     metrics::counter!("ledgerline_jobs_finished_total", "state" => state.as_str()).increment(1);
@@ -289,7 +312,12 @@ struct JobSink {
 }
 
 impl JobSink {
-    fn new(app: Arc<AppState>, job: &JobRecord, prior: &[Option<Prior>], handle: Handle) -> JobSink {
+    fn new(
+        app: Arc<AppState>,
+        job: &JobRecord,
+        prior: &[Option<Prior>],
+        handle: Handle,
+    ) -> JobSink {
         JobSink {
             app,
             handle,
@@ -315,7 +343,13 @@ impl JobSink {
         let state = self.lock();
         let mut status = state.job.status();
         let elapsed = self.started.elapsed().as_secs_f64();
-        let per_second = |n: u64| if elapsed > 0.0 { n as f64 / elapsed } else { 0.0 };
+        let per_second = |n: u64| {
+            if elapsed > 0.0 {
+                n as f64 / elapsed
+            } else {
+                0.0
+            }
+        };
         status.metrics = serde_json::json!({
             "processor": self.processor,
             "elapsed_seconds": elapsed,

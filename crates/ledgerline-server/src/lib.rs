@@ -280,7 +280,10 @@ impl Server {
         if config.work {
             let n = store.requeue_running().await?;
             if n > 0 {
-                tracing::info!(jobs = n, "jobs interrupted by the last stop are queued again");
+                tracing::info!(
+                    jobs = n,
+                    "jobs interrupted by the last stop are queued again"
+                );
             }
         }
         let listener = tokio::net::TcpListener::bind(config.addr)
@@ -308,20 +311,24 @@ impl Server {
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or(self.app.config.addr)
+        self.listener.local_addr().unwrap_or(self.app.config.addr)
     }
 
     /// Serves until `signal` completes; then stops taking requests and
     /// jobs, lets running jobs stop at their next chunk (they resume at the
     /// next start) and returns.
-    pub async fn run(self, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    pub async fn run(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let addr = self.local_addr();
         let mut runners = JoinSet::new();
         if self.app.config.work {
             for _ in 0..self.app.config.max_jobs {
-                runners.spawn(jobs::runner(Arc::clone(&self.app), self.app.shutdown.clone()));
+                runners.spawn(jobs::runner(
+                    Arc::clone(&self.app),
+                    self.app.shutdown.clone(),
+                ));
             }
         }
         let router = router(Arc::clone(&self.app));
@@ -437,7 +444,11 @@ mod ratelimit {
 
     pub(crate) fn layer(
         per_second: u32,
-    ) -> GovernorLayer<PeerIpKeyExtractor, governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>, Body> {
+    ) -> GovernorLayer<
+        PeerIpKeyExtractor,
+        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+        Body,
+    > {
         let config = GovernorConfigBuilder::default()
             .period(std::time::Duration::from_secs(1) / per_second.max(1))
             .burst_size(per_second.saturating_mul(2).max(1))

@@ -20,10 +20,7 @@ pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Suffix("_seconds".to_string()),
-                    &SECONDS_BUCKETS,
-                )
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), &SECONDS_BUCKETS)
                 .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -39,18 +36,58 @@ fn describe() {
     describe_gauge!("ledgerline_jobs", "Jobs in the store by state");
     describe_gauge!("ledgerline_queue_depth", "Jobs waiting to start");
     describe_counter!("ledgerline_uploads_total", "Uploads accepted");
-    describe_counter!("ledgerline_upload_bytes_total", Unit::Bytes, "Bytes of accepted uploads");
-    describe_counter!("ledgerline_uploads_refused_total", "Uploads refused, by reason");
-    describe_counter!("ledgerline_files_processed_total", "Files processed, by processor and outcome");
-    describe_counter!("ledgerline_rows_processed_total", "Rows of processed files, by processor");
-    describe_counter!("ledgerline_bytes_read_total", Unit::Bytes, "Bytes of processed files, by processor");
-    describe_histogram!("ledgerline_file_processing_seconds", Unit::Seconds, "Time to process one file, by processor");
-    describe_histogram!("ledgerline_job_processing_seconds", Unit::Seconds, "Time to run one job, by processor");
+    describe_counter!(
+        "ledgerline_upload_bytes_total",
+        Unit::Bytes,
+        "Bytes of accepted uploads"
+    );
+    describe_counter!(
+        "ledgerline_uploads_refused_total",
+        "Uploads refused, by reason"
+    );
+    describe_counter!(
+        "ledgerline_files_processed_total",
+        "Files processed, by processor and outcome"
+    );
+    describe_counter!(
+        "ledgerline_rows_processed_total",
+        "Rows of processed files, by processor"
+    );
+    describe_counter!(
+        "ledgerline_bytes_read_total",
+        Unit::Bytes,
+        "Bytes of processed files, by processor"
+    );
+    describe_histogram!(
+        "ledgerline_file_processing_seconds",
+        Unit::Seconds,
+        "Time to process one file, by processor"
+    );
+    describe_histogram!(
+        "ledgerline_job_processing_seconds",
+        Unit::Seconds,
+        "Time to run one job, by processor"
+    );
     describe_counter!("ledgerline_jobs_finished_total", "Jobs ended, by state");
-    describe_counter!("ledgerline_governor_throttle_events_total", "Times the governor held readers back near the memory budget");
-    describe_gauge!("ledgerline_job_peak_memory_bytes", Unit::Bytes, "Peak resident memory seen by the last job");
-    describe_gauge!("ledgerline_process_resident_memory_bytes", Unit::Bytes, "Resident memory of the server process");
-    describe_gauge!("ledgerline_process_cpu_seconds", Unit::Seconds, "CPU time used by the server process");
+    describe_counter!(
+        "ledgerline_governor_throttle_events_total",
+        "Times the governor held readers back near the memory budget"
+    );
+    describe_gauge!(
+        "ledgerline_job_peak_memory_bytes",
+        Unit::Bytes,
+        "Peak resident memory seen by the last job"
+    );
+    describe_gauge!(
+        "ledgerline_process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident memory of the server process"
+    );
+    describe_gauge!(
+        "ledgerline_process_cpu_seconds",
+        Unit::Seconds,
+        "CPU time used by the server process"
+    );
 }
 
 /// Sets the gauges that describe the present, then renders everything.

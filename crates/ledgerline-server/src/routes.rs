@@ -90,7 +90,11 @@ pub(crate) async fn upload_files(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -98,19 +102,29 @@ pub(crate) async fn upload_files(
         .and_then(|v| v.parse::<u64>().ok());
     if !is_multipart {
         if declared.is_some_and(|n| n > limit) {
+            if declared.is_some_and(|n| n <= limit.saturating_add(upload::DRAIN_BYTES)) {
+                upload::drain(&mut request.into_body().into_data_stream()).await;
+            }
             return Err(upload::too_large(limit));
         }
         let name = query.name.unwrap_or_else(|| "upload".to_string());
         let body = Box::pin(request.into_body().into_data_stream());
         let info = upload::receive(&app, name, body).await?;
-        return Ok((StatusCode::CREATED, Json(UploadResponse { files: vec![info] })));
+        return Ok((
+            StatusCode::CREATED,
+            Json(UploadResponse { files: vec![info] }),
+        ));
     }
     let mut multipart = axum::extract::Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut kept: Vec<FileInfo> = Vec::new();
     let result = async {
-        while let Some(field) = multipart.next_field().await.map_err(upload::multipart_error)? {
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(upload::multipart_error)?
+        {
             if field.name() != Some("file") {
                 continue;
             }
@@ -123,7 +137,9 @@ pub(crate) async fn upload_files(
             kept.push(info);
         }
         if kept.is_empty() {
-            return Err(ApiError::Invalid("no part named \"file\" in the multipart body".into()));
+            return Err(ApiError::Invalid(
+                "no part named \"file\" in the multipart body".into(),
+            ));
         }
         Ok(())
     }
@@ -143,7 +159,10 @@ pub(crate) async fn upload_files(
 #[utoipa::path(get, path = "/v1/files/{id}", tag = "ledgerline",
     params(("id" = String, Path, description = "The upload's id")),
     responses((status = 200, body = FileInfo), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_file(State(app): Shared, Path(id): Path<String>) -> Result<Json<FileInfo>, ApiError> {
+pub(crate) async fn get_file(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<FileInfo>, ApiError> {
     checked_id(&id, "file")?;
     app.store
         .file(&id)
@@ -156,7 +175,10 @@ pub(crate) async fn get_file(State(app): Shared, Path(id): Path<String>) -> Resu
 #[utoipa::path(delete, path = "/v1/files/{id}", tag = "ledgerline",
     params(("id" = String, Path, description = "The upload's id")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub(crate) async fn delete_file(State(app): Shared, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub(crate) async fn delete_file(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     checked_id(&id, "file")?;
     if !app.store.delete_file(&id).await? {
         return Err(ApiError::NotFound(format!("no file {id:?}")));
@@ -204,7 +226,8 @@ pub(crate) async fn bulk_process(
             request.file_ids.len()
         )));
     }
-    app.job_settings(&request.settings).map_err(ApiError::File)?;
+    app.job_settings(&request.settings)
+        .map_err(ApiError::File)?;
     let mut files = Vec::with_capacity(request.file_ids.len());
     for id in &request.file_ids {
         checked_id(id, "file")?;
@@ -257,7 +280,10 @@ async fn load_status(app: &AppState, id: &str) -> Result<JobStatus, ApiError> {
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "ledgerline",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, body = JobStatus), (status = 404, body = ErrorBody)))]
-pub(crate) async fn get_job(State(app): Shared, Path(id): Path<String>) -> Result<Json<JobStatus>, ApiError> {
+pub(crate) async fn get_job(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<JobStatus>, ApiError> {
     load_status(&app, &id).await.map(Json)
 }
 
@@ -336,7 +362,10 @@ fn event(status: &JobStatus) -> Result<Event, std::convert::Infallible> {
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, body = Object, description = "The SPEC §11 bulk report"),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(crate) async fn job_report(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn job_report(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     checked_id(&id, "job")?;
     let job = app
         .store
@@ -365,7 +394,9 @@ pub(crate) async fn job_report(State(app): Shared, Path(id): Path<String>) -> Re
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let why = job.error.map(|e| e.message).unwrap_or_default();
-            return Err(ApiError::Conflict(format!("job {id} failed and has no report: {why}")));
+            return Err(ApiError::Conflict(format!(
+                "job {id} failed and has no report: {why}"
+            )));
         }
         Err(e) => return Err(ApiError::Internal(format!("report: {e}"))),
     };
@@ -419,11 +450,7 @@ pub(crate) async fn prometheus(State(app): Shared) -> Result<Response, ApiError>
     let text = tokio::task::spawn_blocking(move || crate::monitor::render(&jobs))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// Unknown paths answer in the API's error shape.

@@ -11,7 +11,7 @@ use ledgerline_api::FileInfo;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::{AppState, ApiError};
+use crate::{ApiError, AppState};
 
 /// How long a client may pause while sending an upload's bytes.
 const IDLE: Duration = Duration::from_secs(30);
@@ -32,7 +32,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
         )));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::Invalid("the file name holds control characters".into()));
+        return Err(ApiError::Invalid(
+            "the file name holds control characters".into(),
+        ));
     }
     Ok(())
 }
@@ -62,11 +64,14 @@ where
         loop {
             let next = tokio::time::timeout(IDLE, chunks.next())
                 .await
-                .map_err(|_| ApiError::Timeout(format!("no upload bytes for {} s", IDLE.as_secs())))?;
+                .map_err(|_| {
+                    ApiError::Timeout(format!("no upload bytes for {} s", IDLE.as_secs()))
+                })?;
             let Some(chunk) = next else { break };
             let chunk = chunk.map_err(|e| e.into().into_api())?;
             size += chunk.len() as u64;
             if size > limit {
+                drain(&mut chunks).await;
                 return Err(too_large(limit));
             }
             hasher.update(&chunk);
@@ -79,11 +84,10 @@ where
             .map_err(|e| ApiError::Internal(format!("cannot write an upload: {e}")))?;
         drop(file);
         let (part, settings) = (target.part.clone(), app.config.settings.clone());
-        let detected = tokio::task::spawn_blocking(move || {
-            ledgerline_detect::detect_path(&part, &settings)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("detection failed: {e}")))?;
+        let detected =
+            tokio::task::spawn_blocking(move || ledgerline_detect::detect_path(&part, &settings))
+                .await
+                .map_err(|e| ApiError::Internal(format!("detection failed: {e}")))?;
         let detection = detected.map_err(|mut e| {
             // The message names the temporary file; the client knows it by its name.
             e.message = e.message.replace(&target.part.display().to_string(), &name);
@@ -120,6 +124,27 @@ where
     metrics::counter!("ledgerline_upload_bytes_total").increment(info.size);
     tracing::info!(id = %info.id, size = info.size, format = %info.format, "upload kept");
     Ok(info)
+}
+
+/// Bytes read and dropped past a limit before answering 413, so that a
+/// client still sending a modestly oversized body reads the answer rather
+/// than a reset connection; beyond this the connection is simply cut.
+pub(crate) const DRAIN_BYTES: u64 = 8 << 20;
+
+/// Reads and drops what the client is still sending, up to [`DRAIN_BYTES`]
+/// or two seconds.
+pub(crate) async fn drain<S, E>(chunks: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut dropped = 0u64;
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while dropped < DRAIN_BYTES {
+        match tokio::time::timeout_at(until, chunks.next()).await {
+            Ok(Some(Ok(chunk))) => dropped += chunk.len() as u64,
+            _ => break,
+        }
+    }
 }
 
 pub(crate) fn too_large(limit: u64) -> ApiError {

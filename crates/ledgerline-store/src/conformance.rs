@@ -327,7 +327,10 @@ async fn cancel(store: &dyn Store) -> Result<(), Failure> {
     let queued = job(&[&f], 3000);
     let running = job(&[&f], 3001);
     store.create_job(&queued, 10).await.map_err(err)?;
-    ensure!(!store.cancel_requested(&queued.id).await.map_err(err)?, "a new job has a cancel");
+    ensure!(
+        !store.cancel_requested(&queued.id).await.map_err(err)?,
+        "a new job has a cancel"
+    );
     store.claim_job(3002).await.map_err(err)?;
     store.create_job(&running, 10).await.map_err(err)?;
     // `queued` is running now; `running` waits. Swap names to what they are.

@@ -1,0 +1,657 @@
+//! `ledgerline serve` end to end: the real server as a child process on an
+//! ephemeral 127.0.0.1 port with a temporary data directory, driven over
+//! HTTP by the client library (and raw requests where the client would not
+//! misbehave). Every server is killed when its test ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ledgerline_api::{FileState, JobState, JobStatus};
+use ledgerline_client::{Client, ClientError};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ledgerline-serve-{}-{name}-{}",
+        std::process::id(),
+        ledgerline_store::new_id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A server child process; killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    data: PathBuf,
+}
+
+impl Server {
+    fn start(data: &Path, args: &[&str]) -> Server {
+        Server::start_env(data, args, &[])
+    }
+
+    fn start_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ledgerline"));
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(args)
+            .env_remove("LEDGERLINE_API_TOKEN")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("server said {line:?}"))
+            .to_string();
+        Server {
+            child,
+            url,
+            data: data.to_path_buf(),
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(&self.url, None).unwrap()
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Invoice CSV of `copies` times the bundled 10k-row fixture's data rows
+/// (made slow enough to watch in a debug build).
+fn big_csv(dir: &Path, name: &str, copies: usize) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("fixtures/invoices_10k.csv")).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    let mut out = String::with_capacity(text.len() * copies);
+    out.push_str(header);
+    out.push('\n');
+    for _ in 0..copies {
+        out.push_str(body);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// The fixtures every test uploads: valid and invalid CSV, gzip, Excel.
+fn fixture_set(dir: &Path) -> Vec<PathBuf> {
+    let names = [
+        "csv/basic_valid.csv",
+        "csv/due_before_issue.csv",
+        "csv/blank_rows.csv",
+        "csv/currency_codes.csv",
+        "invoices_10k.csv",
+    ];
+    let mut files: Vec<PathBuf> = names
+        .iter()
+        .map(|n| {
+            let from = root().join("fixtures").join(n);
+            let to = dir.join(from.file_name().unwrap());
+            std::fs::copy(&from, &to).unwrap();
+            to
+        })
+        .collect();
+    // Every Excel fixture that is a valid workbook with a golden report.
+    for entry in std::fs::read_dir(root().join("fixtures/excel")).unwrap() {
+        let p = entry.unwrap().path();
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        if ["xlsx", "xls", "ods"].contains(&ext)
+            && stem.starts_with("basic")
+            && !p.with_extension("settings.json").exists()
+        {
+            let to = dir.join(p.file_name().unwrap());
+            std::fs::copy(&p, &to).unwrap();
+            files.push(to);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A bulk report in the form compared: `metrics`, `message`s and
+/// `file_id`s removed, each `path` cut to its file name.
+fn comparable(mut report: Value) -> Value {
+    report.as_object_mut().unwrap().remove("metrics");
+    for f in report["files"].as_array_mut().unwrap() {
+        let o = f.as_object_mut().unwrap();
+        o.remove("file_id");
+        let name = Path::new(o["path"].as_str().unwrap())
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        o.insert("path".into(), Value::String(name));
+        strip(o.get_mut("report").unwrap());
+    }
+    for d in report["duplicate_invoices"].as_array_mut().unwrap() {
+        for f in d["files"].as_array_mut().unwrap() {
+            let name = Path::new(f.as_str().unwrap()).file_name().unwrap();
+            *f = Value::String(name.to_string_lossy().to_string());
+        }
+    }
+    report
+}
+
+fn strip(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            o.remove("metrics");
+            o.remove("message");
+            o.values_mut().for_each(strip);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip),
+        _ => {}
+    }
+}
+
+fn api_status(e: &ClientError) -> (u16, String) {
+    match e {
+        ClientError::Api { status, code, .. } => (*status, code.clone()),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+/// Waits for `cond` on the job's state, polling; panics after `limit`.
+fn wait_for(
+    client: &Client,
+    id: &str,
+    limit: Duration,
+    cond: impl Fn(&JobStatus) -> bool,
+) -> JobStatus {
+    let started = Instant::now();
+    loop {
+        let s = client.job(id).unwrap();
+        if cond(&s) {
+            return s;
+        }
+        assert!(started.elapsed() < limit, "gave up waiting: {s:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn upload_and_bulk_with_both_processors_equal_the_bulk_command() {
+    let input = temp_dir("input");
+    let files = fixture_set(&input);
+    assert!(files.len() >= 7, "{files:?}");
+    let server = Server::start(&temp_dir("data"), &[]);
+    let client = server.client();
+    let health = client.health().unwrap();
+    assert_eq!(
+        (health.status.as_str(), health.store.as_str()),
+        ("ok", "embedded")
+    );
+
+    // Half raw, half in one multipart request; each upload's hash and size
+    // are the file's, and its format is detected.
+    let (raw, multi) = files.split_at(files.len() / 2);
+    let mut uploaded: Vec<_> = raw.iter().map(|p| client.upload_file(p).unwrap()).collect();
+    let paths: Vec<&Path> = multi.iter().map(PathBuf::as_path).collect();
+    uploaded.extend(client.upload_files(&paths).unwrap());
+    for (info, path) in uploaded.iter().zip(&files) {
+        assert_eq!(info.name, path.file_name().unwrap().to_string_lossy());
+        assert_eq!(info.size, std::fs::metadata(path).unwrap().len());
+        assert_eq!(info.sha256, sha256(path), "{}", info.name);
+        let ext = path.extension().unwrap().to_str().unwrap();
+        assert_eq!(info.format, if ext == "csv" { "csv" } else { ext });
+        assert_eq!(client.file(&info.id).unwrap(), *info);
+        // The bytes kept are the bytes sent.
+        assert_eq!(
+            sha256(&server.data.join("uploads").join(&info.id)),
+            info.sha256
+        );
+    }
+    let ids: Vec<String> = uploaded.iter().map(|f| f.id.clone()).collect();
+
+    let mut reports = Vec::new();
+    for use_optimized in [true, false] {
+        let job = client.bulk(&ids, use_optimized, &BTreeMap::new()).unwrap();
+        assert_eq!(job.status_url, format!("/v1/jobs/{}", job.job_id));
+        assert_eq!(job.report_url, format!("/v1/jobs/{}/report", job.job_id));
+        let mut seen = Vec::new();
+        let last = client.watch(&job.job_id, |s| seen.push(s.clone())).unwrap();
+        assert_eq!(last.state, JobState::Succeeded);
+        assert_eq!(last.use_optimized, use_optimized);
+        assert_eq!(last.progress.files_done, files.len() as u64);
+        assert_eq!(last.progress.percent, 100.0);
+        assert!(last.files.iter().all(|f| f.state == FileState::Done));
+        assert!(last.started_at.is_some() && last.finished_at.is_some());
+        assert_eq!(
+            last.metrics["processor"],
+            if use_optimized {
+                "optimized"
+            } else {
+                "standard"
+            }
+        );
+        // Progress never goes back.
+        for w in seen.windows(2) {
+            assert!(w[1].progress.percent >= w[0].progress.percent, "{seen:?}");
+            assert!(w[1].progress.files_done >= w[0].progress.files_done);
+        }
+        let report = client.report_json(&job.job_id).unwrap();
+        assert_eq!(report["ledgerline_bulk_report"], 1);
+        for (entry, info) in report["files"].as_array().unwrap().iter().zip(&uploaded) {
+            assert_eq!(entry["file_id"], info.id.as_str());
+            assert_eq!(entry["path"], info.name.as_str());
+        }
+        // The typed report reads back the same.
+        let typed = client.report(&job.job_id).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap(), report);
+        reports.push(comparable(report));
+    }
+    assert_eq!(
+        reports[0], reports[1],
+        "use_optimized true and false differ"
+    );
+
+    // The same files through `ledgerline bulk`.
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .args(["bulk", "--json"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    let local: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(comparable(local), reports[0]);
+}
+
+#[test]
+fn progress_moves_and_cancel_keeps_finished_files() {
+    let input = temp_dir("big");
+    let server = Server::start(&temp_dir("data"), &[]);
+    let client = server.client();
+    let files: Vec<PathBuf> = (0..6)
+        .map(|i| big_csv(&input, &format!("big{i}.csv"), 2))
+        .collect();
+    let ids: Vec<String> = files
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+
+    // Progress observed moving, then succeeded.
+    let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
+    let mut seen = Vec::new();
+    let last = client.watch(&job.job_id, |s| seen.push(s.clone())).unwrap();
+    assert_eq!(last.state, JobState::Succeeded);
+    let moving: Vec<f64> = seen
+        .iter()
+        .filter(|s| s.state == JobState::Running)
+        .map(|s| s.progress.percent)
+        .collect();
+    assert!(moving.len() >= 2, "too few running events: {seen:?}");
+    assert!(moving.iter().any(|p| *p > 0.0 && *p < 100.0), "{moving:?}");
+    assert!(seen.iter().any(|s| s
+        .files
+        .iter()
+        .any(|f| f.state == FileState::Running && f.rows_done > 0)));
+    assert_eq!(last.progress.rows_done, 6 * 20_000);
+
+    // Cancel after the first file: finished files keep their reports.
+    let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
+    wait_for(&client, &job.job_id, Duration::from_secs(120), |s| {
+        s.progress.files_done >= 1
+    });
+    let answer = client.cancel(&job.job_id).unwrap();
+    assert_eq!(answer.job_id, job.job_id);
+    let last = wait_for(&client, &job.job_id, Duration::from_secs(60), |s| {
+        s.state.is_finished()
+    });
+    assert_eq!(last.state, JobState::Cancelled);
+    let report = client.report(&job.job_id).unwrap();
+    let done = report.files.iter().filter(|f| f.outcome.is_ok()).count();
+    let cancelled = report
+        .files
+        .iter()
+        .filter(|f| matches!(&f.outcome, Err(e) if e.code.as_str() == "cancelled"))
+        .count();
+    assert!((1..6).contains(&done), "{done} done");
+    assert_eq!(done + cancelled, 6);
+    assert_eq!(report.summary.failed as usize, cancelled);
+    let states = last
+        .files
+        .iter()
+        .filter(|f| f.state == FileState::Done)
+        .count();
+    assert_eq!(states, done);
+    // A cancelled job stays cancelled; cancelling again is fine.
+    assert_eq!(
+        client.cancel(&job.job_id).unwrap().state,
+        JobState::Cancelled
+    );
+}
+
+#[test]
+fn each_error_status_is_provoked() {
+    let input = temp_dir("errors");
+    let token = "s3cret-token";
+    let server = Server::start(
+        &temp_dir("data"),
+        &[
+            "--max-upload-mb",
+            "1",
+            "--queue-depth",
+            "1",
+            "--token",
+            token,
+        ],
+    );
+    let anonymous = server.client();
+    let client = Client::new(&server.url, Some(token.into())).unwrap();
+    let http = reqwest::blocking::Client::new();
+
+    // 401 without or with a wrong token; health needs none.
+    assert_eq!(anonymous.health().unwrap().status, "ok");
+    let e = anonymous.job(&ledgerline_store::new_id()).unwrap_err();
+    assert_eq!(api_status(&e), (401, "unauthorized".into()));
+    let wrong = Client::new(&server.url, Some("s3cret-tokem".into())).unwrap();
+    assert_eq!(
+        api_status(&wrong.file(&ledgerline_store::new_id()).unwrap_err()).0,
+        401
+    );
+    let r = http.get(format!("{}/metrics", server.url)).send().unwrap();
+    assert_eq!(r.status(), 401);
+
+    // 404: unknown ids, ids that are no ids, unknown files in a job.
+    for e in [
+        client.job(&ledgerline_store::new_id()).unwrap_err(),
+        client.file("../../etc/passwd").unwrap_err(),
+        client.report(&ledgerline_store::new_id()).unwrap_err(),
+        client.cancel(&ledgerline_store::new_id()).unwrap_err(),
+        client
+            .bulk(&[ledgerline_store::new_id()], true, &BTreeMap::new())
+            .unwrap_err(),
+    ] {
+        assert_eq!(api_status(&e), (404, "not_found".into()), "{e}");
+    }
+
+    // 413: over the 1 MB limit, raw (declared length) and multipart (streamed).
+    let big = big_csv(&input, "big.csv", 1);
+    assert!(std::fs::metadata(&big).unwrap().len() > 1 << 20);
+    let e = client.upload_file(&big).unwrap_err();
+    assert_eq!(api_status(&e).0, 413, "{e}");
+    let e = client.upload_files(&[big.as_path()]).unwrap_err();
+    assert_eq!(api_status(&e).0, 413, "{e}");
+    // A chunked raw body with no declared length is cut off while streaming.
+    let chunked = reqwest::blocking::Body::new(std::fs::File::open(&big).unwrap());
+    let r = http
+        .post(format!("{}/v1/files?name=big.csv", server.url))
+        .bearer_auth(token)
+        .body(chunked)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Nothing half-written is kept.
+    let kept: Vec<_> = std::fs::read_dir(server.data.join("uploads"))
+        .unwrap()
+        .collect();
+    assert!(kept.is_empty(), "{kept:?}");
+
+    // 422: content that is no invoice file, with the file-error code; bad settings.
+    let empty = input.join("empty.csv");
+    std::fs::write(&empty, b"").unwrap();
+    assert_eq!(
+        api_status(&client.upload_file(&empty).unwrap_err()),
+        (422, "empty_file".into())
+    );
+    let binary = input.join("image.png");
+    std::fs::write(
+        &binary,
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01",
+    )
+    .unwrap();
+    assert_eq!(
+        api_status(&client.upload_file(&binary).unwrap_err()),
+        (422, "unsupported_format".into())
+    );
+    let kept: Vec<_> = std::fs::read_dir(server.data.join("uploads"))
+        .unwrap()
+        .collect();
+    assert!(kept.is_empty(), "refused uploads kept: {kept:?}");
+    let small: Vec<String> = (0..3)
+        .map(|i| {
+            let p = input.join(format!("small{i}.csv"));
+            std::fs::copy(root().join("fixtures/csv/basic_valid.csv"), &p).unwrap();
+            client.upload_file(&p).unwrap().id
+        })
+        .collect();
+    for (name, value) in [
+        ("date_order", serde_json::json!("ymd")),
+        ("default_currency", serde_json::json!("XXY")),
+        ("no_such_setting", serde_json::json!("1")),
+        ("memory_threshold", serde_json::json!(10_000_000)),
+    ] {
+        let settings = BTreeMap::from([(name.to_string(), value)]);
+        let e = client.bulk(&small, true, &settings).unwrap_err();
+        assert_eq!(
+            api_status(&e),
+            (422, "invalid_settings".into()),
+            "{name}: {e}"
+        );
+    }
+
+    // 409 while a job is queued or running; 429 when the queue is full.
+    // The slow job reads one 0.9 MB file 300 times.
+    let text = std::fs::read_to_string(&big).unwrap();
+    let cut = text.match_indices('\n').nth(8000).unwrap().0 + 1;
+    let mid = input.join("mid.csv");
+    std::fs::write(&mid, &text[..cut]).unwrap();
+    let mid = client.upload_file(&mid).unwrap().id;
+    let slow = client
+        .bulk(&vec![mid; 300], false, &BTreeMap::new())
+        .unwrap();
+    let e = client.report(&slow.job_id).unwrap_err();
+    assert_eq!(api_status(&e), (409, "conflict".into()));
+    // Fill the queue (depth 1) while `slow` runs or waits; then one more is refused.
+    let mut accepted = vec![slow.job_id.clone()];
+    let refused = loop {
+        match client.bulk(&small, true, &BTreeMap::new()) {
+            Ok(j) => accepted.push(j.job_id),
+            Err(e) => break e,
+        }
+        assert!(accepted.len() <= 3, "the queue never filled");
+    };
+    match &refused {
+        ClientError::Api {
+            status,
+            code,
+            retry_after,
+            ..
+        } => {
+            assert_eq!((*status, code.as_str()), (429, "queue_full"));
+            assert!(retry_after.is_some_and(|s| s >= 1));
+        }
+        other => panic!("{other}"),
+    }
+    // Cancelled, the slow job makes room; its report exists then.
+    client.cancel(&slow.job_id).unwrap();
+    let ended = client.watch(&slow.job_id, |_| {}).unwrap();
+    assert_eq!(ended.state, JobState::Cancelled);
+    let report = client.report(&slow.job_id).unwrap();
+    assert_eq!(report.files.len(), 300);
+    // A finished job's report exists; cancelling a succeeded one is a conflict.
+    let last = client.watch(accepted.last().unwrap(), |_| {}).unwrap();
+    assert_eq!(last.state, JobState::Succeeded);
+    let e = client.cancel(&last.job_id).unwrap_err();
+    assert_eq!(api_status(&e).0, 409);
+}
+
+#[test]
+fn rate_limit_answers_429_and_health_stays_up() {
+    let server = Server::start(&temp_dir("data"), &["--rate-limit", "5"]);
+    let http = reqwest::blocking::Client::new();
+    let url = format!("{}/v1/files/{}", server.url, ledgerline_store::new_id());
+    let mut limited = None;
+    for _ in 0..40 {
+        let r = http.get(&url).send().unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 404);
+    }
+    let r = limited.expect("never rate-limited");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Health is not limited.
+    for _ in 0..20 {
+        assert_eq!(
+            http.get(format!("{}/v1/health", server.url))
+                .send()
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+}
+
+/// kill -9 while a job runs; the next start resumes it, does not redo the
+/// files it had finished, and gives the uninterrupted run's report.
+#[test]
+fn killed_server_resumes_the_job_without_redoing_files() {
+    let input = temp_dir("restart");
+    let data = temp_dir("data");
+    let files: Vec<PathBuf> = (0..8)
+        .map(|i| big_csv(&input, &format!("f{i}.csv"), 2))
+        .collect();
+    let mut server = Server::start(&data, &[]);
+    let client = server.client();
+    let ids: Vec<String> = files
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
+    let before = wait_for(&client, &job.job_id, Duration::from_secs(120), |s| {
+        s.progress.files_done >= 2
+    });
+    assert!(
+        before.progress.files_done < 8,
+        "finished before the kill: {before:?}"
+    );
+    server.kill9();
+    // What was kept on disk for the files finished before the kill.
+    let job_dir = data.join("jobs").join(&job.job_id);
+    let kept: BTreeMap<String, std::time::SystemTime> = std::fs::read_dir(&job_dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().to_string(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
+        })
+        .collect();
+    assert!(kept.len() >= 2 * 2, "{kept:?}");
+
+    let server = Server::start(&data, &[]);
+    let client = server.client();
+    let last = client.watch(&job.job_id, |_| {}).unwrap();
+    assert_eq!(last.state, JobState::Succeeded);
+    for (name, modified) in &kept {
+        let now = std::fs::metadata(job_dir.join(name))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(
+            now, *modified,
+            "{name} was written again: the file was redone"
+        );
+    }
+    // The same report as an uninterrupted job on the same uploads.
+    let resumed = comparable(client.report_json(&job.job_id).unwrap());
+    let again = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
+    client.watch(&again.job_id, |_| {}).unwrap();
+    assert_eq!(
+        resumed,
+        comparable(client.report_json(&again.job_id).unwrap())
+    );
+    assert_eq!(resumed["summary"]["files"], 8);
+}
+
+/// SIGTERM: the server stops taking work, exits promptly with status 0, and
+/// the running job resumes at the next start.
+#[test]
+fn sigterm_leaves_the_running_job_resumable() {
+    let input = temp_dir("term");
+    let data = temp_dir("data");
+    let files: Vec<PathBuf> = (0..6)
+        .map(|i| big_csv(&input, &format!("t{i}.csv"), 1))
+        .collect();
+    let mut server = Server::start(&data, &[]);
+    let client = server.client();
+    let ids: Vec<String> = files
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
+    wait_for(&client, &job.job_id, Duration::from_secs(120), |s| {
+        s.progress.files_done >= 1
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let mut stderr = String::new();
+    if let Some(mut e) = server.child.stderr.take() {
+        e.read_to_string(&mut stderr).unwrap();
+    }
+    let server = Server::start(&data, &[]);
+    let last = server.client().watch(&job.job_id, |_| {}).unwrap();
+    assert_eq!(last.state, JobState::Succeeded, "{stderr}");
+    assert_eq!(last.progress.files_done, 6);
+}
