@@ -655,3 +655,119 @@ fn sigterm_leaves_the_running_job_resumable() {
     assert_eq!(last.state, JobState::Succeeded, "{stderr}");
     assert_eq!(last.progress.files_done, 6);
 }
+
+#[test]
+fn metrics_and_openapi_describe_the_server() {
+    let input = temp_dir("metrics");
+    let server = Server::start(&temp_dir("data"), &[]);
+    let client = server.client();
+    let http = reqwest::blocking::Client::new();
+    let files = fixture_set(&input);
+    let ids: Vec<String> = files[..3]
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap();
+    let last = client.watch(&job.job_id, |_| {}).unwrap();
+    assert_eq!(last.state, JobState::Succeeded);
+    for key in [
+        "elapsed_seconds",
+        "rows_per_second",
+        "bytes_per_second",
+        "peak_memory_bytes",
+        "throttle_events",
+        "files",
+        "rows",
+    ] {
+        assert!(
+            last.metrics.get(key).is_some(),
+            "job metrics lack {key}: {}",
+            last.metrics
+        );
+    }
+    let text = http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("ledgerline_jobs{state=\"succeeded\"}"), 1.0);
+    assert_eq!(value("ledgerline_jobs{state=\"queued\"}"), 0.0);
+    assert_eq!(value("ledgerline_queue_depth"), 0.0);
+    assert_eq!(value("ledgerline_uploads_total"), 3.0);
+    let processed: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("ledgerline_files_processed_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(processed, 3.0);
+    let rows = last.progress.rows_done as f64;
+    assert_eq!(
+        value("ledgerline_rows_processed_total{processor=\"optimized\"}"),
+        rows
+    );
+    assert_eq!(
+        value("ledgerline_file_processing_seconds_count{processor=\"optimized\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("ledgerline_job_processing_seconds_count{processor=\"optimized\"}"),
+        1.0
+    );
+    assert!(value("ledgerline_process_resident_memory_bytes") > 1e6);
+    assert!(value("ledgerline_process_cpu_seconds") > 0.0);
+
+    let doc: Value = http
+        .get(format!("{}/v1/openapi.json", server.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for (path, method) in [
+        ("/v1/health", "get"),
+        ("/v1/files", "post"),
+        ("/v1/files/{id}", "get"),
+        ("/v1/files/{id}", "delete"),
+        ("/v1/bulk-process", "post"),
+        ("/v1/jobs/{id}", "get"),
+        ("/v1/jobs/{id}", "delete"),
+        ("/v1/jobs/{id}/events", "get"),
+        ("/v1/jobs/{id}/report", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    for schema in [
+        "JobStatus",
+        "BulkRequest",
+        "ErrorBody",
+        "FileInfo",
+        "Health",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
+    }
+    // Unknown paths answer in the error shape.
+    let r = http
+        .get(format!("{}/v2/nothing", server.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
