@@ -1,6 +1,8 @@
 //! Every API type serializes and deserializes to the same value, in the
 //! JSON shape SPEC §12 gives (field names checked by hand against it).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use ledgerline_api::*;
