@@ -17,6 +17,9 @@
 //! - `hostile-excel`: crafted workbooks (far cells, bombs, repeats, huge
 //!   DIMENSIONS) through the release binary, peak memory bounded
 //!   (`hostile_excel.rs`, workbooks from `xtask::workbooks`).
+//! - `load`: concurrent clients uploading and bulk-processing through a
+//!   real `ledgerline serve` on loopback: throughput, latency, nothing lost
+//!   (`load.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -32,6 +35,7 @@ mod bulk;
 mod fuzz;
 mod hostile;
 mod hostile_excel;
+mod load;
 mod memcheck;
 
 /// Command line of `cargo xtask`.
@@ -64,6 +68,9 @@ enum Task {
     /// `target/hostile/`) through the release binary: size, time, peak
     /// resident memory and result, each under a peak bound.
     HostileExcel(hostile_excel::HostileArgs),
+    /// Load-test `ledgerline serve` on loopback: concurrent clients upload
+    /// and bulk-process generated files; every sha256 and report checked.
+    Load(load::LoadArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -95,6 +102,7 @@ fn main() -> Result<()> {
         Task::Fuzz(args) => fuzz::run(&args),
         Task::Hostile(args) => hostile::run(&args),
         Task::HostileExcel(args) => hostile_excel::run(&args),
+        Task::Load(args) => load::run(&args),
     }
 }
 
