@@ -45,6 +45,10 @@ pub(crate) struct ServeArgs {
     /// Requests per second per client IP (bursts of twice that); 0 = no limit.
     #[arg(long, default_value_t = 100, value_name = "N")]
     rate_limit: u32,
+    /// Seconds a client has to send a request's head before it is cut off.
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
     /// Serve the API only; run no jobs.
     #[arg(long)]
     no_work: bool,
@@ -77,6 +81,7 @@ pub(crate) fn serve(args: ServeArgs) -> i32 {
     config.max_jobs = args.max_jobs as usize;
     config.rate_limit = args.rate_limit;
     config.work = !args.no_work;
+    config.header_timeout = std::time::Duration::from_secs(args.header_timeout);
     match ledgerline_server::serve_until_signal(config) {
         Ok(()) => 0,
         Err(e @ ServerError::Config(_)) => {

@@ -90,6 +90,8 @@ pub struct ServerConfig {
     pub rate_limit: u32,
     /// Time one request may take, bodies and streams aside (default 30 s).
     pub request_timeout: Duration,
+    /// Time a client has to send a request's head (default 10 s).
+    pub header_timeout: Duration,
     /// Whether this server runs jobs (default true).
     pub work: bool,
 }
@@ -112,6 +114,7 @@ impl ServerConfig {
             max_jobs: 1,
             rate_limit: 100,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
             work: true,
         }
     }
@@ -334,18 +337,16 @@ impl Server {
         let router = router(Arc::clone(&self.app));
         let shutdown = self.shutdown;
         let mut stopped = self.app.shutdown.clone();
-        let graceful = async move {
-            signal.await;
-            tracing::info!("shutting down: no new requests or jobs");
-            let _ = shutdown.send(true);
-        };
-        let served = axum::serve(
+        let served = accept_loop(
             self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router,
+            self.app.config.header_timeout,
+            async move {
+                signal.await;
+                tracing::info!("shutting down: no new requests or jobs");
+                let _ = shutdown.send(true);
+            },
         )
-        .with_graceful_shutdown(async move {
-            graceful.await;
-        })
         .await;
         // Serving ended (by the signal, or an error): stop the runners too.
         let _ = stopped.wait_for(|s| *s).await.ok();
@@ -357,6 +358,102 @@ impl Server {
         served.map_err(|source| ServerError::Io { addr, source })
     }
 }
+
+/// Serves connections until `signal`, then lets the ones open finish
+/// (bounded by [`DRAIN`]). Written out rather than `axum::serve` for one
+/// setting that serve lacks: a client must send its request head within
+/// `header_timeout` (a client trickling headers byte by byte is cut off).
+/// Every connection task is owned by a `JoinSet`.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let builder = builder.http1_only();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    tokio::pin!(signal);
+    loop {
+        let (socket, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors and the like: wait, then go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut signal => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let service = router.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                request.map(axum::body::Body::new)
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(socket), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        connections.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %remote, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    // Open connections finish their requests (event streams end with the
+    // shutdown signal); past the drain time they are dropped.
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "connections still open after {} s; closing them",
+            DRAIN.as_secs()
+        );
+    }
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// Refuses a body whose declared length is over [`MAX_JSON_BYTES`] before
+/// reading any of it (the body limit alone would wait for the bytes).
+async fn declared_length_limit(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > MAX_JSON_BYTES as u64 => ApiError::TooLarge(format!(
+            "the request body is {n} bytes; at most {MAX_JSON_BYTES}"
+        ))
+        .into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+/// How long open connections may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(20);
 
 fn router(app: Arc<AppState>) -> Router {
     let config = &app.config;
@@ -384,6 +481,7 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/v1/openapi.json", get(routes::openapi))
         .route("/metrics", get(routes::prometheus))
         .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(axum::middleware::from_fn(declared_length_limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
