@@ -20,6 +20,8 @@
 //! - `load`: concurrent clients uploading and bulk-processing through a
 //!   real `ledgerline serve` on loopback: throughput, latency, nothing lost
 //!   (`load.rs`).
+//! - `api-fuzz`: schemathesis against a live server's OpenAPI document
+//!   (`api_fuzz.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -30,6 +32,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use xtask::{gen, xlsx};
 
+mod api_fuzz;
 mod bench;
 mod bulk;
 mod fuzz;
@@ -71,6 +74,8 @@ enum Task {
     /// Load-test `ledgerline serve` on loopback: concurrent clients upload
     /// and bulk-process generated files; every sha256 and report checked.
     Load(load::LoadArgs),
+    /// Run schemathesis against a live server's OpenAPI document (loopback).
+    ApiFuzz(api_fuzz::ApiFuzzArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -103,6 +108,7 @@ fn main() -> Result<()> {
         Task::Hostile(args) => hostile::run(&args),
         Task::HostileExcel(args) => hostile_excel::run(&args),
         Task::Load(args) => load::run(&args),
+        Task::ApiFuzz(args) => api_fuzz::run(&args),
     }
 }
 

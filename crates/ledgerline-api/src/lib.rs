@@ -125,7 +125,8 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BulkRequest {
-    /// Uploaded files, in run order.
+    /// Uploaded files, in run order (1 to 10,000).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10000))]
     pub file_ids: Vec<String>,
     /// `true` (the default) runs the optimized processor, `false` the
     /// standard one; the reports are the same, only `metrics` differ.
@@ -134,8 +135,62 @@ pub struct BulkRequest {
     /// Settings by their SPEC §9 names (`date_order` or `date-order`), any
     /// subset: strings, numbers, or for `null_values` and `map` a list.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = SettingsSchema))]
     pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// The settings a bulk request may give, for the OpenAPI document only
+/// (requests carry them as a map, checked by [`apply_settings`]): SPEC §9's
+/// settings with their shapes. `-` spellings (`date-order`) are accepted
+/// too. A value of the right shape may still be refused with
+/// `invalid_settings` (an unknown currency or encoding, a
+/// `memory_threshold` above the server's).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SettingsSchema {
+    /// `dmy`, `mdy` or `auto`.
+    #[schema(pattern = "^(dmy|mdy|auto)$")]
+    date_order: Option<String>,
+    /// `.` or `,`.
+    #[schema(pattern = "^[.,]$")]
+    decimal_separator: Option<String>,
+    /// An ISO 4217 code.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
+    default_currency: Option<String>,
+    /// `,` `;` `|` or `tab`.
+    #[schema(pattern = "^([,;|\t]|tab|\\t)$")]
+    delimiter: Option<String>,
+    /// An encoding label (`utf-8`, `windows-1252`, `utf-16le`, …).
+    encoding: Option<String>,
+    /// The sheet to read.
+    sheet: Option<String>,
+    /// Row errors listed in each report.
+    #[schema(minimum = 0)]
+    max_errors: Option<u64>,
+    /// Values that count as empty.
+    null_values: Option<Vec<String>>,
+    /// The line_total tolerance, a `.` decimal.
+    #[schema(pattern = "^\\+?[0-9]+(\\.[0-9]+)?$")]
+    tolerance: Option<String>,
+    /// Column mappings `field=Header`.
+    map: Option<Vec<String>>,
+    /// Worker threads.
+    #[schema(minimum = 1)]
+    workers: Option<u64>,
+    /// Rows per chunk.
+    #[schema(minimum = 1)]
+    chunk_size: Option<u64>,
+    /// Memory threshold in MB (at most the server's).
+    #[schema(minimum = 1)]
+    memory_threshold: Option<u64>,
+    /// Optimization level.
+    #[schema(minimum = 1, maximum = 3)]
+    level: Option<u64>,
+    /// Raw bytes of a CSV record above which it is `record_too_long`.
+    #[schema(minimum = 1)]
+    max_record_bytes: Option<u64>,
 }
 
 /// `POST /v1/bulk-process` → 202.
@@ -355,7 +410,7 @@ impl JobStatus {
 /// command line, and the `invalid_settings` error for a bad value or an
 /// unknown name. Numbers are applied as their text; a list (for
 /// `null_values` or `map`) as its items (`null_values` joined by `,`,
-/// `map` one mapping each).
+/// `map` one mapping each); `null` leaves the setting as it is.
 pub fn apply_settings(
     settings: &mut Settings,
     given: &BTreeMap<String, serde_json::Value>,
@@ -368,6 +423,7 @@ pub fn apply_settings(
             ));
         }
         let texts: Vec<String> = match value {
+            serde_json::Value::Null => continue,
             serde_json::Value::String(s) => vec![s.clone()],
             serde_json::Value::Number(n) => vec![n.to_string()],
             serde_json::Value::Array(items) => {

@@ -216,6 +216,7 @@ impl AppState {
         ledgerline_api::FileInfo,
         ledgerline_api::UploadResponse,
         ledgerline_api::BulkRequest,
+        ledgerline_api::SettingsSchema,
         ledgerline_api::JobAccepted,
         ledgerline_api::JobState,
         ledgerline_api::FileState,
@@ -223,11 +224,131 @@ impl AppState {
         ledgerline_api::JobFile,
         ledgerline_api::JobStatus
     )),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &Links)
 )]
 pub(crate) struct ApiDoc;
 
 struct BearerAuth;
+
+/// The OpenAPI document as served. utoipa 5 writes a link's
+/// `operationId` as `operation_id` and its `requestBody` as
+/// `request_body`; OpenAPI spells them in camel case, so they are renamed.
+pub(crate) fn openapi_document() -> serde_json::Value {
+    use utoipa::OpenApi;
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    fn fix(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if let Some(links) = o.get_mut("links").and_then(|l| l.as_object_mut()) {
+                    for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+                        for (from, to) in [
+                            ("operation_id", "operationId"),
+                            ("request_body", "requestBody"),
+                        ] {
+                            if let Some(x) = link.remove(from) {
+                                link.insert(to.to_string(), x);
+                            }
+                        }
+                    }
+                }
+                o.values_mut().for_each(fix);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(fix),
+            _ => {}
+        }
+    }
+    fix(&mut doc);
+    // Each event of the events stream: its `event` is the job's state, its
+    // `data` the job as JSON (OpenAPI describes the event, not the data).
+    let states: Vec<&str> = ledgerline_api::JobState::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    if let Some(content) = doc
+        .pointer_mut("/paths/~1v1~1jobs~1{id}~1events/get/responses/200/content/text~1event-stream")
+        .and_then(|c| c.as_object_mut())
+    {
+        content.insert(
+            "schema".into(),
+            serde_json::json!({
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"type": "string", "enum": states},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": "#/components/schemas/JobStatus"}
+                    }
+                }
+            }),
+        );
+    }
+    doc
+}
+
+/// Links from what creates an upload or a job to what reads it, so that
+/// stateful clients and testers (schemathesis) can follow them.
+struct Links;
+
+impl utoipa::Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        use utoipa::openapi::RefOr;
+        let link = |op: &str, expr: &str| {
+            if op == "bulk_process" {
+                // The upload's id as the job's one file.
+                return LinkBuilder::new()
+                    .operation_id(op)
+                    .request_body(Some(serde_json::json!({"file_ids": [expr]})))
+                    .build();
+            }
+            LinkBuilder::new()
+                .operation_id(op)
+                .parameter("id", expr)
+                .build()
+        };
+        let add = |openapi: &mut utoipa::openapi::OpenApi,
+                   path: &str,
+                   status: &str,
+                   links: &[(&str, &str, &str)]| {
+            let Some(item) = openapi.paths.paths.get_mut(path) else {
+                return;
+            };
+            let Some(op) = item.post.as_mut() else { return };
+            if let Some(RefOr::T(response)) = op.responses.responses.get_mut(status) {
+                for (name, target, expr) in links {
+                    response
+                        .links
+                        .insert((*name).to_string(), RefOr::T(link(target, expr)));
+                }
+            }
+        };
+        let job = "$response.body#/job_id";
+        add(
+            openapi,
+            "/v1/bulk-process",
+            "202",
+            &[
+                ("GetJob", "get_job", job),
+                ("GetJobEvents", "job_events", job),
+                ("GetJobReport", "job_report", job),
+                ("CancelJob", "cancel_job", job),
+            ],
+        );
+        let file = "$response.body#/files/0/id";
+        add(
+            openapi,
+            "/v1/files",
+            "201",
+            &[
+                ("GetFile", "get_file", file),
+                ("DeleteFile", "delete_file", file),
+                ("BulkProcess", "bulk_process", file),
+            ],
+        );
+    }
+}
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -79,7 +79,7 @@ pub(crate) struct UploadQuery {
 #[utoipa::path(post, path = "/v1/files", tag = "ledgerline", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, body = UploadResponse), (status = 413, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 400, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 408, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn upload_files(
     State(app): Shared,
     Query(query): Query<UploadQuery>,
@@ -158,7 +158,7 @@ pub(crate) async fn upload_files(
 /// An upload's metadata.
 #[utoipa::path(get, path = "/v1/files/{id}", tag = "ledgerline",
     params(("id" = String, Path, description = "The upload's id")),
-    responses((status = 200, body = FileInfo), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = FileInfo), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn get_file(
     State(app): Shared,
     Path(id): Path<String>,
@@ -174,7 +174,7 @@ pub(crate) async fn get_file(
 /// Removes an upload (jobs already queued with it report it as missing).
 #[utoipa::path(delete, path = "/v1/files/{id}", tag = "ledgerline",
     params(("id" = String, Path, description = "The upload's id")),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn delete_file(
     State(app): Shared,
     Path(id): Path<String>,
@@ -212,7 +212,7 @@ where
 /// Start a bulk job over uploaded files.
 #[utoipa::path(post, path = "/v1/bulk-process", tag = "ledgerline", request_body = BulkRequest,
     responses((status = 202, body = JobAccepted), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
 pub(crate) async fn bulk_process(
     State(app): Shared,
     ApiJson(request): ApiJson<BulkRequest>,
@@ -279,7 +279,7 @@ async fn load_status(app: &AppState, id: &str) -> Result<JobStatus, ApiError> {
 /// A job's progress.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "ledgerline",
     params(("id" = String, Path, description = "The job's id")),
-    responses((status = 200, body = JobStatus), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = JobStatus), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn get_job(
     State(app): Shared,
     Path(id): Path<String>,
@@ -292,7 +292,7 @@ pub(crate) async fn get_job(
 #[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "ledgerline",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, content_type = "text/event-stream", body = JobStatus),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn job_events(
     State(app): Shared,
     Path(id): Path<String>,
@@ -361,7 +361,7 @@ fn event(status: &JobStatus) -> Result<Event, std::convert::Infallible> {
 #[utoipa::path(get, path = "/v1/jobs/{id}/report", tag = "ledgerline",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 200, body = Object, description = "The SPEC §11 bulk report"),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn job_report(
     State(app): Shared,
     Path(id): Path<String>,
@@ -409,7 +409,7 @@ pub(crate) async fn job_report(
 #[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "ledgerline",
     params(("id" = String, Path, description = "The job's id")),
     responses((status = 202, body = JobStatus), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn cancel_job(
     State(app): Shared,
     Path(id): Path<String>,
@@ -438,10 +438,10 @@ pub(crate) async fn cancel_job(
     Ok((StatusCode::ACCEPTED, Json(status)))
 }
 
-/// The OpenAPI document of this API.
-pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    use utoipa::OpenApi;
-    Json(crate::ApiDoc::openapi())
+/// The OpenAPI document of this API, made once.
+pub(crate) async fn openapi() -> Json<serde_json::Value> {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(crate::openapi_document).clone())
 }
 
 /// Monitoring in the Prometheus text format.
