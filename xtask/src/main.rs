@@ -22,6 +22,8 @@
 //!   (`load.rs`).
 //! - `api-fuzz`: schemathesis against a live server's OpenAPI document
 //!   (`api_fuzz.rs`).
+//! - `soak`: a steady load for minutes, the server's memory and descriptors
+//!   sampled and checked for an upward trend (`soak.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -40,6 +42,7 @@ mod hostile;
 mod hostile_excel;
 mod load;
 mod memcheck;
+mod soak;
 
 /// Command line of `cargo xtask`.
 #[derive(Parser)]
@@ -76,6 +79,9 @@ enum Task {
     Load(load::LoadArgs),
     /// Run schemathesis against a live server's OpenAPI document (loopback).
     ApiFuzz(api_fuzz::ApiFuzzArgs),
+    /// A steady load on a live server (loopback) for --minutes while its
+    /// memory and open descriptors are sampled; fails on an upward trend.
+    Soak(soak::SoakArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -109,6 +115,7 @@ fn main() -> Result<()> {
         Task::HostileExcel(args) => hostile_excel::run(&args),
         Task::Load(args) => load::run(&args),
         Task::ApiFuzz(args) => api_fuzz::run(&args),
+        Task::Soak(args) => soak::run(&args),
     }
 }
 
