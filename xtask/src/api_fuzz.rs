@@ -3,13 +3,12 @@
 //! the two `schemathesis.toml` turns off (and says why), the coverage,
 //! fuzzing and stateful phases. Fails on any failure or server error.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench::{ledgerline_bin, target_dir, workspace_root};
+use crate::bench::{ledgerline_bin, start_server, target_dir, workspace_root};
 
 /// Arguments of `cargo xtask api-fuzz`.
 #[derive(clap::Args)]
@@ -35,34 +34,7 @@ pub fn run(args: &ApiFuzzArgs) -> Result<()> {
     let bin = ledgerline_bin(args.bin.as_deref(), args.no_build)?;
     let data = target_dir().join("api-fuzz");
     let _ = std::fs::remove_dir_all(&data);
-    let mut server = Command::new(&bin)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--rate-limit",
-            "0",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .env_remove("LEDGERLINE_API_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start ledgerline serve")?;
-    let mut line = String::new();
-    if let Some(out) = server.stdout.take() {
-        BufReader::new(out).read_line(&mut line)?;
-    }
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_default()
-        .to_string();
-    if url.is_empty() {
-        let _ = server.kill();
-        bail!("the server did not start: {line:?}");
-    }
+    let (mut server, url) = start_server(&bin, &data, &["--rate-limit", "0"])?;
     let mut st = Command::new("st");
     st.current_dir(workspace_root())
         .args(["--config-file", "schemathesis.toml", "run"])

@@ -107,6 +107,41 @@ pub fn ledgerline_bin(bin: Option<&Path>, no_build: bool) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Starts `bin serve` on an ephemeral 127.0.0.1 port with `data` as its
+/// data directory, no token, and `args` added; returns the child and its
+/// URL once it listens.
+pub fn start_server(
+    bin: &Path,
+    data: &Path,
+    args: &[&str],
+) -> Result<(std::process::Child, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut server = Command::new(bin)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .env_remove("LEDGERLINE_API_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start ledgerline serve")?;
+    let mut line = String::new();
+    if let Some(out) = server.stdout.take() {
+        BufReader::new(out).read_line(&mut line)?;
+    }
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_default()
+        .to_string();
+    if url.is_empty() {
+        let _ = server.kill();
+        let _ = server.wait();
+        bail!("the server did not start: {line:?}");
+    }
+    Ok((server, url))
+}
+
 /// A generated CSV and what the generator says is in it.
 pub struct Dataset {
     /// Where the file is.

@@ -13,9 +13,8 @@
 //! 5xx, any mismatch, or a run over `--timeout`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ use ledgerline_client::{Client, ClientError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::bench::{ledgerline_bin, target_dir};
+use crate::bench::{ledgerline_bin, start_server, target_dir};
 
 /// Arguments of `cargo xtask load`.
 #[derive(clap::Args)]
@@ -82,20 +81,9 @@ impl Tally {
     }
 }
 
-/// A report entry in the form compared: the file name, no metrics or messages.
+/// A report entry in the form compared: no metrics or messages.
 fn comparable(mut report: Value) -> Value {
-    fn strip(v: &mut Value) {
-        match v {
-            Value::Object(o) => {
-                o.remove("metrics");
-                o.remove("message");
-                o.values_mut().for_each(strip);
-            }
-            Value::Array(a) => a.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    strip(&mut report);
+    ledgerline_core::strip_for_comparison(&mut report);
     report
 }
 
@@ -137,36 +125,19 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         expected.insert(name, comparable(entry["report"].clone()));
     }
 
-    let mut server = Command::new(&bin)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
+    let max_jobs = args.max_jobs.to_string();
+    let (mut server, url) = start_server(
+        &bin,
+        &data,
+        &[
             "--rate-limit",
             "0",
             "--queue-depth",
             "10000",
-        ])
-        .args(["--max-jobs", &args.max_jobs.to_string(), "--data-dir"])
-        .arg(&data)
-        .env_remove("LEDGERLINE_API_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start ledgerline serve")?;
-    let mut line = String::new();
-    if let Some(out) = server.stdout.take() {
-        BufReader::new(out).read_line(&mut line)?;
-    }
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_default()
-        .to_string();
-    if url.is_empty() {
-        let _ = server.kill();
-        bail!("the server did not start: {line:?}");
-    }
+            "--max-jobs",
+            &max_jobs,
+        ],
+    )?;
     eprintln!("server {url}; {} clients", args.clients);
 
     let tally = Arc::new(Tally::default());

@@ -4,9 +4,8 @@
 //! warm-up minute neither may trend upward: the last samples must stay
 //! within a margin of the first ones. Prints the series.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use ledgerline_client::Client;
 
-use crate::bench::{ledgerline_bin, target_dir};
+use crate::bench::{ledgerline_bin, start_server, target_dir};
 
 /// Arguments of `cargo xtask soak`.
 #[derive(clap::Args)]
@@ -63,30 +62,7 @@ pub fn run(args: &SoakArgs) -> Result<()> {
         std::io::Write::flush(&mut out)?;
         files.push(path);
     }
-    let mut server = Command::new(&bin)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--rate-limit",
-            "0",
-            "--data-dir",
-        ])
-        .arg(root.join("data"))
-        .env_remove("LEDGERLINE_API_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start ledgerline serve")?;
-    let mut line = String::new();
-    if let Some(out) = server.stdout.take() {
-        BufReader::new(out).read_line(&mut line)?;
-    }
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_default()
-        .to_string();
+    let (mut server, url) = start_server(&bin, &root.join("data"), &["--rate-limit", "0"])?;
     let pid = server.id();
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -114,7 +90,8 @@ pub fn run(args: &SoakArgs) -> Result<()> {
                         for p in &mine {
                             ids.push(client.upload_file(p)?.id);
                         }
-                        let job = client.bulk(&ids, round.is_multiple_of(2), &Default::default())?;
+                        let job =
+                            client.bulk(&ids, round.is_multiple_of(2), &Default::default())?;
                         let last = client.watch(&job.job_id, |_| {})?;
                         if !last.state.is_finished() {
                             bail!("job {} not finished", job.job_id);

@@ -218,28 +218,32 @@ fn apply_all<'a>(
     Ok(())
 }
 
+impl SettingArgs {
+    /// Each single-valued flag by its setting name (`map` aside).
+    pub(crate) fn named(&self) -> [(&'static str, &Option<String>); 14] {
+        [
+            ("workers", &self.workers),
+            ("chunk_size", &self.chunk_size),
+            ("memory_threshold", &self.memory_threshold),
+            ("level", &self.level),
+            ("date_order", &self.date_order),
+            ("decimal_separator", &self.decimal_separator),
+            ("default_currency", &self.default_currency),
+            ("delimiter", &self.delimiter),
+            ("encoding", &self.encoding),
+            ("sheet", &self.sheet),
+            ("max_errors", &self.max_errors),
+            ("null_values", &self.null_values),
+            ("tolerance", &self.tolerance),
+            ("max_record_bytes", &self.max_record_bytes),
+        ]
+    }
+}
+
 /// Settings: defaults, then environment, then flags (flags win).
 pub(crate) fn settings_from(args: &SettingArgs) -> Result<Settings, FileError> {
     let mut s = Settings::from_env()?;
-    apply_all(
-        &mut s,
-        [
-            ("workers", &args.workers),
-            ("chunk_size", &args.chunk_size),
-            ("memory_threshold", &args.memory_threshold),
-            ("level", &args.level),
-            ("date_order", &args.date_order),
-            ("decimal_separator", &args.decimal_separator),
-            ("default_currency", &args.default_currency),
-            ("delimiter", &args.delimiter),
-            ("encoding", &args.encoding),
-            ("sheet", &args.sheet),
-            ("max_errors", &args.max_errors),
-            ("null_values", &args.null_values),
-            ("tolerance", &args.tolerance),
-            ("max_record_bytes", &args.max_record_bytes),
-        ],
-    )?;
+    apply_all(&mut s, args.named())?;
     for m in &args.map {
         s.apply("map", m)?;
     }

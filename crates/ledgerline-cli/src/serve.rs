@@ -266,22 +266,7 @@ fn upload(
 /// The settings flags given, by their SPEC §9 names, for a bulk request.
 fn given_settings(args: &SettingArgs) -> BTreeMap<String, serde_json::Value> {
     let mut map = BTreeMap::new();
-    for (name, value) in [
-        ("workers", &args.workers),
-        ("chunk_size", &args.chunk_size),
-        ("memory_threshold", &args.memory_threshold),
-        ("level", &args.level),
-        ("date_order", &args.date_order),
-        ("decimal_separator", &args.decimal_separator),
-        ("default_currency", &args.default_currency),
-        ("delimiter", &args.delimiter),
-        ("encoding", &args.encoding),
-        ("sheet", &args.sheet),
-        ("max_errors", &args.max_errors),
-        ("null_values", &args.null_values),
-        ("tolerance", &args.tolerance),
-        ("max_record_bytes", &args.max_record_bytes),
-    ] {
+    for (name, value) in args.named() {
         if let Some(v) = value {
             map.insert(name.to_string(), serde_json::Value::String(v.clone()));
         }

@@ -6,57 +6,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Server;
 use serde_json::{json, Value};
 
-struct Server {
-    child: Child,
-    url: String,
-    addr: String,
-    data: PathBuf,
+trait Attacked {
+    /// Files in the uploads directory (complete or not).
+    fn uploads(&self) -> Vec<String>;
+    /// Still running and answering health.
+    fn alive(&mut self);
 }
 
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let data = std::env::temp_dir().join(format!(
-            "ledgerline-attack-{}-{}",
-            std::process::id(),
-            ledgerline_store::new_id()
-        ));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(&data)
-            .args(args)
-            .env_remove("LEDGERLINE_API_TOKEN")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_string();
-        let addr = url.strip_prefix("http://").unwrap().to_string();
-        Server {
-            child,
-            url,
-            addr,
-            data,
-        }
-    }
-
-    /// Files in the uploads directory (complete or not).
+impl Attacked for Server {
     fn uploads(&self) -> Vec<String> {
         std::fs::read_dir(self.data.join("uploads"))
             .unwrap()
@@ -68,14 +35,6 @@ impl Server {
         assert!(self.child.try_wait().unwrap().is_none(), "the server died");
         let r = reqwest::blocking::get(format!("{}/v1/health", self.url)).unwrap();
         assert_eq!(r.status(), 200);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
@@ -109,7 +68,7 @@ fn root() -> PathBuf {
 
 #[test]
 fn slow_headers_are_cut_off_and_others_are_served() {
-    let mut server = Server::start(&["--header-timeout", "2"]);
+    let mut server = Server::fresh(&["--header-timeout", "2"]);
     let mut slow = TcpStream::connect(&server.addr).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -142,7 +101,7 @@ fn slow_headers_are_cut_off_and_others_are_served() {
 
 #[test]
 fn broken_bodies_keep_nothing() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::fresh(&[]);
     let file = std::fs::read(root().join("fixtures/invoices_10k.csv")).unwrap();
 
     // An upload that stops halfway: the connection closes mid-body.
@@ -218,7 +177,7 @@ fn broken_bodies_keep_nothing() {
 
 #[test]
 fn hostile_names_never_become_paths() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::fresh(&[]);
     let client = reqwest::blocking::Client::new();
     let file = std::fs::read(root().join("fixtures/csv/basic_valid.csv")).unwrap();
     let upload = |name: &str| {
@@ -264,7 +223,7 @@ fn hostile_names_never_become_paths() {
 
 #[test]
 fn oversized_and_malformed_json_is_refused() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::fresh(&[]);
     let client = reqwest::blocking::Client::new();
     let bulk = |body: Vec<u8>| {
         client
@@ -327,7 +286,7 @@ fn oversized_and_malformed_json_is_refused() {
 
 #[test]
 fn a_flood_from_one_client_is_limited_and_others_are_served() {
-    let mut server = Server::start(&["--rate-limit", "100"]);
+    let mut server = Server::fresh(&["--rate-limit", "100"]);
     let url = format!("{}/v1/files/{}", server.url, ledgerline_store::new_id());
     let flood = {
         let url = url.clone();

@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn tmux(args: &[&str]) -> String {
@@ -22,15 +23,6 @@ impl Drop for Session {
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.0])
             .status();
-    }
-}
-
-struct ServerChild(Child);
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -68,29 +60,9 @@ fn interactive_session_in_a_real_terminal() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let data: PathBuf =
-        std::env::temp_dir().join(format!("ledgerline-tmux-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
+    let server = common::Server::fresh(&[]);
+    let url = server.url.clone();
     let bin = env!("CARGO_BIN_EXE_ledgerline");
-    let mut server = Command::new(bin)
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env_remove("LEDGERLINE_API_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _server = ServerChild(server);
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
 
     let name = format!("ledgerline-{}", std::process::id());
     let session = Session(name.clone());
@@ -151,5 +123,4 @@ fn interactive_session_in_a_real_terminal() {
     let screen = wait_screen(&name, "CLIENT-EXIT=");
     assert!(screen.contains("CLIENT-EXIT=0"), "{screen}");
     drop(session);
-    let _ = std::fs::remove_dir_all(&data);
 }

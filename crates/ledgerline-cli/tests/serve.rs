@@ -5,12 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{temp_dir, Server};
 use ledgerline_api::{FileState, JobState, JobStatus};
 use ledgerline_client::{Client, ClientError};
 use serde_json::Value;
@@ -20,71 +23,9 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ledgerline-serve-{}-{name}-{}",
-        std::process::id(),
-        ledgerline_store::new_id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A server child process; killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    data: PathBuf,
-}
-
 impl Server {
-    fn start(data: &Path, args: &[&str]) -> Server {
-        Server::start_env(data, args, &[])
-    }
-
-    fn start_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ledgerline"));
-        command
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .args(args)
-            .env_remove("LEDGERLINE_API_TOKEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("server said {line:?}"))
-            .to_string();
-        Server {
-            child,
-            url,
-            data: data.to_path_buf(),
-        }
-    }
-
     fn client(&self) -> Client {
         Client::new(&self.url, None).unwrap()
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -210,7 +151,7 @@ fn upload_and_bulk_with_both_processors_equal_the_bulk_command() {
     let input = temp_dir("input");
     let files = fixture_set(&input);
     assert!(files.len() >= 7, "{files:?}");
-    let server = Server::start(&temp_dir("data"), &[]);
+    let server = Server::fresh(&[]);
     let client = server.client();
     let health = client.health().unwrap();
     assert_eq!(
@@ -294,7 +235,7 @@ fn upload_and_bulk_with_both_processors_equal_the_bulk_command() {
 #[test]
 fn progress_moves_and_cancel_keeps_finished_files() {
     let input = temp_dir("big");
-    let server = Server::start(&temp_dir("data"), &[]);
+    let server = Server::fresh(&[]);
     let client = server.client();
     let files: Vec<PathBuf> = (0..6)
         .map(|i| big_csv(&input, &format!("big{i}.csv"), 2))
@@ -360,17 +301,14 @@ fn progress_moves_and_cancel_keeps_finished_files() {
 fn each_error_status_is_provoked() {
     let input = temp_dir("errors");
     let token = "s3cret-token";
-    let server = Server::start(
-        &temp_dir("data"),
-        &[
-            "--max-upload-mb",
-            "1",
-            "--queue-depth",
-            "1",
-            "--token",
-            token,
-        ],
-    );
+    let server = Server::fresh(&[
+        "--max-upload-mb",
+        "1",
+        "--queue-depth",
+        "1",
+        "--token",
+        token,
+    ]);
     let anonymous = server.client();
     let client = Client::new(&server.url, Some(token.into())).unwrap();
     let http = reqwest::blocking::Client::new();
@@ -513,7 +451,7 @@ fn each_error_status_is_provoked() {
 
 #[test]
 fn rate_limit_answers_429_and_health_stays_up() {
-    let server = Server::start(&temp_dir("data"), &["--rate-limit", "5"]);
+    let server = Server::fresh(&["--rate-limit", "5"]);
     let http = reqwest::blocking::Client::new();
     let url = format!("{}/v1/files/{}", server.url, ledgerline_store::new_id());
     let mut limited = None;
@@ -585,7 +523,8 @@ fn killed_server_resumes_the_job_without_redoing_files() {
         .collect();
     assert!(kept.len() >= 2 * 2, "{kept:?}");
 
-    let server = Server::start(&data, &[]);
+    let mut server = Server::start(&data, &[]);
+    server.owns_data = true;
     let client = server.client();
     let last = client.watch(&job.job_id, |_| {}).unwrap();
     assert_eq!(last.state, JobState::Succeeded);
@@ -650,7 +589,8 @@ fn sigterm_leaves_the_running_job_resumable() {
     if let Some(mut e) = server.child.stderr.take() {
         e.read_to_string(&mut stderr).unwrap();
     }
-    let server = Server::start(&data, &[]);
+    let mut server = Server::start(&data, &[]);
+    server.owns_data = true;
     let last = server.client().watch(&job.job_id, |_| {}).unwrap();
     assert_eq!(last.state, JobState::Succeeded, "{stderr}");
     assert_eq!(last.progress.files_done, 6);
@@ -659,7 +599,7 @@ fn sigterm_leaves_the_running_job_resumable() {
 #[test]
 fn metrics_and_openapi_describe_the_server() {
     let input = temp_dir("metrics");
-    let server = Server::start(&temp_dir("data"), &[]);
+    let server = Server::fresh(&[]);
     let client = server.client();
     let http = reqwest::blocking::Client::new();
     let files = fixture_set(&input);

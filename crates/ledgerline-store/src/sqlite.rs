@@ -206,6 +206,17 @@ fn load_job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, StoreError
     }))
 }
 
+/// Marks a job's files that have not finished as `cancelled`.
+fn cancel_unfinished(conn: &Connection, job: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE job_files SET state = 'cancelled'
+         WHERE job_id = ?1 AND state IN ('queued', 'running')",
+        [job],
+    )
+    .map(drop)
+    .map_err(db)
+}
+
 fn count_state(conn: &Connection, state: JobState) -> Result<u64, StoreError> {
     conn.query_row(
         "SELECT count(*) FROM jobs WHERE state = ?1",
@@ -417,12 +428,7 @@ impl Store for SqliteStore {
                 params![job, state.as_str(), now_ms, metrics, error],
             )
             .map_err(db)?;
-            tx.execute(
-                "UPDATE job_files SET state = 'cancelled'
-                 WHERE job_id = ?1 AND state IN ('queued', 'running')",
-                [&job],
-            )
-            .map_err(db)?;
+            cancel_unfinished(&tx, &job)?;
             tx.commit().map_err(db)
         })
         .await
@@ -447,12 +453,7 @@ impl Store for SqliteStore {
                         params![id, now_ms],
                     )
                     .map_err(db)?;
-                    tx.execute(
-                        "UPDATE job_files SET state = 'cancelled'
-                         WHERE job_id = ?1 AND state IN ('queued', 'running')",
-                        [&id],
-                    )
-                    .map_err(db)?;
+                    cancel_unfinished(&tx, &id)?;
                     Cancelled::Now
                 }
                 JobState::Running => {
