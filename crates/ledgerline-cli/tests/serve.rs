@@ -618,6 +618,8 @@ fn metrics_and_openapi_describe_the_server() {
         "throttle_events",
         "files",
         "rows",
+        "bytes",
+        "cpu_seconds",
     ] {
         assert!(
             last.metrics.get(key).is_some(),

@@ -151,6 +151,7 @@ async fn write_report(app: &Arc<AppState>, job: &str, report: &BulkReport) -> Re
 /// resumed).
 async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Receiver<bool>) {
     let started = Instant::now();
+    let cpu_before = ledgerline_governor::process_usage().cpu_millis;
     let id = job.id.clone();
     let processor = processor_name(job.use_optimized);
     tracing::info!(job = %id, files = job.files.len(), processor, "job started");
@@ -229,7 +230,13 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
     } else {
         JobState::Succeeded
     };
-    let metrics = job_metrics(&report, processor);
+    let mut metrics = job_metrics(&report, processor);
+    if let Some(m) = metrics.as_object_mut() {
+        // The process's CPU time while the job ran (other jobs running at
+        // the same time count too).
+        let cpu = ledgerline_governor::process_usage().cpu_millis.saturating_sub(cpu_before);
+        m.insert("cpu_seconds".into(), (cpu as f64 / 1000.0).into());
+    }
     metrics::histogram!("ledgerline_job_processing_seconds", "processor" => processor)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("ledgerline_governor_throttle_events_total")
