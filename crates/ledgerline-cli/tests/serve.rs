@@ -713,3 +713,49 @@ fn metrics_and_openapi_describe_the_server() {
     let body: Value = r.json().unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+/// `--max-jobs 2`: two jobs run at once, each planning for half of the
+/// memory budget, and both give the reports one job at a time gives.
+#[test]
+fn concurrent_jobs_share_the_budget() {
+    let input = temp_dir("pair");
+    let server = Server::fresh(&["--max-jobs", "2", "--memory-threshold", "256"]);
+    let client = server.client();
+    let files: Vec<PathBuf> = (0..4)
+        .map(|i| big_csv(&input, &format!("p{i}.csv"), 2))
+        .collect();
+    let ids: Vec<String> = files
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    let a = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
+    let b = client.bulk(&ids, true, &BTreeMap::new()).unwrap();
+    let started = Instant::now();
+    let mut both = false;
+    while !both && started.elapsed() < Duration::from_secs(60) {
+        let h = client.health().unwrap();
+        both = h.queue.running == 2;
+        let done = client.job(&a.job_id).unwrap().state.is_finished()
+            || client.job(&b.job_id).unwrap().state.is_finished();
+        if done {
+            break;
+        }
+    }
+    assert!(both, "the two jobs never ran at once");
+    let ra = client.watch(&a.job_id, |_| {}).unwrap();
+    let rb = client.watch(&b.job_id, |_| {}).unwrap();
+    for s in [&ra, &rb] {
+        assert_eq!(s.state, JobState::Succeeded);
+        // Half of the 256 MB threshold each.
+        assert_eq!(
+            s.metrics["budget_bytes"],
+            128 * 1024 * 1024,
+            "{}",
+            s.metrics
+        );
+    }
+    assert_eq!(
+        comparable(client.report_json(&a.job_id).unwrap()),
+        comparable(client.report_json(&b.job_id).unwrap())
+    );
+}

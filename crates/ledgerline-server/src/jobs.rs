@@ -234,7 +234,9 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
     if let Some(m) = metrics.as_object_mut() {
         // The process's CPU time while the job ran (other jobs running at
         // the same time count too).
-        let cpu = ledgerline_governor::process_usage().cpu_millis.saturating_sub(cpu_before);
+        let cpu = ledgerline_governor::process_usage()
+            .cpu_millis
+            .saturating_sub(cpu_before);
         m.insert("cpu_seconds".into(), (cpu as f64 / 1000.0).into());
     }
     metrics::histogram!("ledgerline_job_processing_seconds", "processor" => processor)
