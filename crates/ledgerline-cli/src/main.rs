@@ -7,6 +7,9 @@
 //! - `ledgerline compare FILE [settings]` — run the standard and optimized
 //!   processors, check their reports are identical (metrics aside), and
 //!   print both times and the speedup.
+//! - `ledgerline gen [--preset NAME | --rows N] [--format csv|xlsx|both]` —
+//!   deterministic invoice files to try it on.
+//! - `ledgerline serve` / `ledgerline client` — the HTTP API and its client.
 //! - `ledgerline bulk INPUT… [--json] [--out-dir DIR] [--jobs N] [settings]`
 //!   — many files (directories walked) as one run under one memory budget
 //!   (SPEC §11); exit 0 every file valid, 1 some not, 2 a usage or settings
@@ -20,6 +23,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bulk;
 mod compare;
+mod gen;
 mod human;
 mod rows;
 mod serve;
@@ -55,6 +59,8 @@ enum Command {
     /// Process many files (directories walked recursively) as one run under
     /// one memory budget; a summary, or the SPEC §11 bulk report with --json.
     Bulk(BulkArgs),
+    /// Write deterministic invoice files to try ledgerline on (CSV, xlsx).
+    Gen(gen::GenArgs),
     /// Serve the HTTP API (SPEC §12): uploads, bulk jobs, progress, reports.
     Serve(serve::ServeArgs),
     /// Talk to a server: health, upload, bulk, status, watch, report,
@@ -183,6 +189,7 @@ fn main() {
         Command::Process(args) => process(args),
         Command::Bulk(args) => bulk_command(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Gen(args) => gen::run(args),
         Command::Client(args) => serve::client(args),
         Command::Compare(args) => match settings_from(&args.settings) {
             Ok(settings) => compare::run(&args.file, settings, args.runs),

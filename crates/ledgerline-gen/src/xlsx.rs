@@ -1,5 +1,5 @@
-//! `cargo xtask gen … --xlsx FILE`: the generated invoices as an xlsx
-//! workbook, written with `rust_xlsxwriter` in constant-memory mode (rows
+//! The generated invoices as an xlsx
+//! workbook (`ledgerline gen --format xlsx`, `cargo xtask gen --xlsx`), written with `rust_xlsxwriter` in constant-memory mode (rows
 //! go to disk as they are written), so CSV and xlsx of the same data can be
 //! compared.
 //!
@@ -13,10 +13,31 @@
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 
-/// Columns of `xtask::gen::HEADER` holding dates and numbers.
+/// What can go wrong writing a workbook.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum XlsxError {
+    /// The CSV could not be read.
+    #[error("reading the CSV: {0}")]
+    Csv(#[from] csv::Error),
+    /// The workbook could not be built or written.
+    #[error("{path}: {source}")]
+    Write {
+        /// The workbook.
+        path: std::path::PathBuf,
+        /// What the writer said.
+        source: rust_xlsxwriter::XlsxError,
+    },
+    /// The workbook could not be built.
+    #[error("building the workbook: {0}")]
+    Build(#[from] rust_xlsxwriter::XlsxError),
+}
+
+type Result<T> = std::result::Result<T, XlsxError>;
+
+/// Columns of [`crate::HEADER`] holding dates and numbers.
 const DATE_COLUMNS: [usize; 2] = [1, 2];
 const NUMBER_COLUMNS: [usize; 4] = [7, 8, 9, 10];
 
@@ -57,9 +78,10 @@ pub fn write_xlsx(input: impl Read, out: &Path) -> Result<u64> {
         row += 1;
     }
     workbook.push_worksheet(sheet);
-    workbook
-        .save(out)
-        .with_context(|| format!("cannot write {}", out.display()))?;
+    workbook.save(out).map_err(|source| XlsxError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
     Ok(u64::from(row))
 }
 
@@ -124,7 +146,7 @@ mod tests {
     #[test]
     fn same_invoices_as_csv_and_xlsx_give_the_same_report() {
         let mut csv = Vec::new();
-        crate::gen::generate(3000, 7, 0.2, &mut csv).unwrap();
+        crate::generate(3000, 7, 0.2, &mut csv).unwrap();
         let text = String::from_utf8(csv).unwrap();
         let fields = |line: &str| {
             csv::ReaderBuilder::new()

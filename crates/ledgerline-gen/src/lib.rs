@@ -1,4 +1,18 @@
-//! Deterministic generator of realistic invoice CSV files.
+//! Deterministic test data for ledgerline: realistic invoice CSV files
+//! ([`generate`]), the same invoices as an xlsx workbook
+//! ([`xlsx::write_xlsx`]), in the sizes of the original design
+//! ([`Preset`]). Used by `ledgerline gen`, `cargo xtask gen`, the tests and
+//! the benches: one implementation.
+//!
+//! # Example
+//!
+//! ```
+//! let mut csv = Vec::new();
+//! let summary = ledgerline_gen::generate_counted(100, 1, 0.02, &mut csv)?;
+//! assert!(csv.starts_with(ledgerline_gen::HEADER.as_bytes()));
+//! assert_eq!(summary.rows, 100);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! The same `(rows, seed, error_rate)` gives byte-identical output on every
 //! machine: the pseudo-random stream is our own [`SplitMix64`] (a crate's
@@ -19,9 +33,56 @@
 //! `%` tax rates, grouped or accounting decimals, more than 15 significant
 //! digits, and non-ISO date shapes (which would also sway `date_order`).
 
+#![deny(missing_docs)]
+
+pub mod xlsx;
+
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+/// The named sizes of the original design's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// 100 rows.
+    Small,
+    /// 1,000 rows.
+    Medium,
+    /// 10,000 rows.
+    Large,
+    /// 50,000 rows.
+    XLarge,
+}
+
+impl Preset {
+    /// Every preset, smallest first.
+    pub const ALL: [Preset; 4] = [Preset::Small, Preset::Medium, Preset::Large, Preset::XLarge];
+
+    /// Its data rows.
+    pub fn rows(self) -> u64 {
+        match self {
+            Preset::Small => 100,
+            Preset::Medium => 1_000,
+            Preset::Large => 10_000,
+            Preset::XLarge => 50_000,
+        }
+    }
+
+    /// Its name: `small`, `medium`, `large` or `xlarge`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Small => "small",
+            Preset::Medium => "medium",
+            Preset::Large => "large",
+            Preset::XLarge => "xlarge",
+        }
+    }
+
+    /// The preset called `name`.
+    pub fn parse(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
 
 /// The header every generated file starts with.
 pub const HEADER: &str = "invoice_id,invoice_date,due_date,customer_id,customer_name,sku,\
