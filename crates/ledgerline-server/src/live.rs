@@ -88,3 +88,50 @@ impl Live {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledgerline_api::{JobProgress, JobState};
+
+    fn status(state: JobState) -> JobStatus {
+        JobStatus {
+            job_id: "j".into(),
+            state,
+            use_optimized: true,
+            progress: JobProgress::default(),
+            files: Vec::new(),
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            metrics: serde_json::json!({}),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_final_state_closes_the_channel_and_forgets_the_job() {
+        let live = Live::default();
+        let mut rx = live.subscribe(&status(JobState::Queued));
+        live.publish(status(JobState::Running));
+        assert_eq!(live.current("j").map(|s| s.state), Some(JobState::Running));
+        live.publish(status(JobState::Succeeded));
+        assert_eq!(live.current("j"), None, "an ended job is still held");
+        // The receiver sees the final state, then the end.
+        assert_eq!(rx.borrow_and_update().state, JobState::Succeeded);
+        assert!(rx.has_changed().is_err(), "the channel is still open");
+        // A late subscriber re-creates a channel; the final state, published
+        // again, forgets it (what the events handler does in that race).
+        let _late = live.subscribe(&status(JobState::Running));
+        assert!(live.current("j").is_some());
+        live.publish(status(JobState::Succeeded));
+        assert_eq!(live.current("j"), None);
+        // A cancel reaches only a job running here.
+        assert!(!live.cancel("j"));
+        let _rx = live.subscribe(&status(JobState::Running));
+        let token = CancelToken::new();
+        live.set_cancel("j", token.clone());
+        assert!(live.cancel("j"));
+        assert!(token.is_cancelled());
+    }
+}

@@ -312,7 +312,13 @@ pub(crate) async fn job_events(
         Done,
     }
     let start = match (rx, stored) {
-        (Some(_), Some(s)) if s.state.is_finished() => Step::Last(Box::new(s)),
+        (Some(_), Some(s)) if s.state.is_finished() => {
+            // The job ended between the first look and the subscription, so
+            // the subscription may have made a channel nobody will close:
+            // publishing the final state closes it.
+            app.live.publish(s.clone());
+            Step::Last(Box::new(s))
+        }
         (Some(rx), _) => Step::Open(rx),
         (None, _) => Step::Last(Box::new(first)),
     };
