@@ -13,7 +13,12 @@
 //!   [`scheduler`] and [`governor`];
 //! - [`session`] — what every processor does to start, run and finish a
 //!   file;
-//! - [`bulk`] — many files as one run under one memory budget (SPEC §11).
+//! - [`bulk`] — many files as one run under one memory budget (SPEC §11);
+//! - [`gen`] — deterministic invoice test data (CSV, xlsx) in named sizes.
+//!
+//! The programs in `examples/` show each use: `process_file`,
+//! `swap_processors`, `custom_progress`, `bulk_with_progress`, `verify`
+//! and `api_client` (the HTTP API of `ledgerline serve`).
 //!
 //! # Example
 //!
@@ -34,6 +39,7 @@ pub use ledgerline_baseline as baseline;
 pub use ledgerline_bulk as bulk;
 pub use ledgerline_core as core;
 pub use ledgerline_detect as detect;
+pub use ledgerline_gen as gen;
 pub use ledgerline_governor as governor;
 pub use ledgerline_invoice as invoice;
 pub use ledgerline_optimized as optimized;

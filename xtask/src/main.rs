@@ -24,6 +24,8 @@
 //!   (`api_fuzz.rs`).
 //! - `soak`: a steady load for minutes, the server's memory and descriptors
 //!   sampled and checked for an upward trend (`soak.rs`).
+//! - `examples`: every program of `examples/` run on small inputs, its exit
+//!   status checked (`examples.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -37,6 +39,7 @@ use xtask::{gen, xlsx};
 mod api_fuzz;
 mod bench;
 mod bulk;
+mod examples;
 mod fuzz;
 mod hostile;
 mod hostile_excel;
@@ -82,6 +85,8 @@ enum Task {
     /// A steady load on a live server (loopback) for --minutes while its
     /// memory and open descriptors are sampled; fails on an upward trend.
     Soak(soak::SoakArgs),
+    /// Run every program of examples/ on small inputs and check its exit status.
+    Examples(examples::ExamplesArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -116,6 +121,7 @@ fn main() -> Result<()> {
         Task::Load(args) => load::run(&args),
         Task::ApiFuzz(args) => api_fuzz::run(&args),
         Task::Soak(args) => soak::run(&args),
+        Task::Examples(args) => examples::run(&args),
     }
 }
 
