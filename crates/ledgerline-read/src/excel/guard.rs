@@ -834,17 +834,23 @@ fn ole2_layout<R: Read + Seek>(
 
     // The workbook stream: `Workbook`, else (on any error) `Book`.
     let mut workbook = None;
+    let mut in_mini = false;
     for wanted in ["Workbook", "Book"] {
         let Some(d) = dirs.iter().find(|d| d.name.eq_ignore_ascii_case(wanted)) else {
             continue;
         };
         if d.len < MINI_STREAM_CUTOFF {
-            // At most 4 KiB copied, whatever its mini chain does.
-            break;
+            // At most 4 KiB copied, whatever its mini chain does; should
+            // that chain fail, calamine reads `Book`, so it is counted
+            // all the same (a real file's `Book` is within its sectors).
+            in_mini = true;
+            continue;
         }
         if let Some(bytes) = sectors.chain_bytes(&fats, d.start, d.len) {
             add(&format!("the chain of its {wanted} stream"), bytes)?;
-            workbook = Some((d.start, bytes));
+            if !in_mini {
+                workbook = Some((d.start, bytes));
+            }
             break;
         }
     }
@@ -1121,15 +1127,15 @@ mod tests {
         compound.into_inner().into_inner()
     }
 
-    /// Makes the `Workbook` stream of `file` (512-byte sectors, one FAT
-    /// sector) claim `claim` bytes and its first sector link to itself.
-    fn loop_workbook_chain(file: &mut [u8], claim: u32) {
+    /// Makes stream `stream` of `file` (512-byte sectors, one FAT sector)
+    /// claim `claim` bytes and its first sector link to itself.
+    fn loop_chain(file: &mut [u8], stream: &str, claim: u32) {
         let at = |i: u32| (i as usize + 1) * 512;
         let dir = at(u32_at(file, 48));
         let fat = at(u32_at(file, 76));
         let e = (0..4)
             .map(|k| dir + k * 128)
-            .find(|e| entry(&file[*e..*e + 128], 512).name == "Workbook")
+            .find(|e| entry(&file[*e..*e + 128], 512).name == stream)
             .unwrap();
         let start = u32_at(file, e + 116);
         file[e + 120..e + 124].copy_from_slice(&claim.to_le_bytes());
@@ -1165,7 +1171,7 @@ mod tests {
     #[test]
     fn looping_workbook_chain_is_refused_beyond_the_budget() {
         let mut file = ole2_workbook(20_000, 1);
-        loop_workbook_chain(&mut file, 64 << 20);
+        loop_chain(&mut file, "Workbook", 64 << 20);
         // 64 MB copied: beyond a quarter of a 64 MB budget, within 1 GB's.
         let err = check(&file, 64).unwrap_err();
         assert!(
@@ -1175,6 +1181,30 @@ mod tests {
             err.message
         );
         assert!(check(&file, 1024).is_ok());
+    }
+
+    #[test]
+    fn looping_book_chain_is_counted_beside_a_small_workbook() {
+        use std::io::Write;
+        // calamine reads `Book` when the mini chain of a small `Workbook`
+        // fails: a looping `Book` counts all the same.
+        let mut compound = cfb::CompoundFile::create_with_version(
+            cfb::Version::V3,
+            std::io::Cursor::new(Vec::new()),
+        )
+        .unwrap();
+        let mut stream = compound.create_stream("/Workbook").unwrap();
+        stream.write_all(&[0u8; 100]).unwrap();
+        drop(stream);
+        let mut stream = compound.create_stream("/Book").unwrap();
+        stream.write_all(&vec![0u8; 20_000]).unwrap();
+        drop(stream);
+        compound.flush().unwrap();
+        let mut file = compound.into_inner().into_inner();
+        assert!(check(&file, 1024).is_ok());
+        loop_chain(&mut file, "Book", u32::MAX);
+        let err = check(&file, 1024).unwrap_err();
+        assert!(err.message.contains("Book stream"), "{}", err.message);
     }
 
     #[test]
