@@ -681,6 +681,9 @@ fn u32_at(data: &[u8], i: usize) -> u32 {
     u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]])
 }
 
+/// A 128-byte directory entry as calamine reads it: the name up to its
+/// first NUL (the name-length field is ignored), the size as 32 bits with
+/// 512-byte sectors and 64 bits with 4 KiB ones.
 fn entry(data: &[u8], size: u64) -> Entry {
     let units = data[..64]
         .chunks_exact(2)
