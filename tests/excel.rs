@@ -232,6 +232,27 @@ fn zip_bomb_and_sparse_sheet_are_refused_quickly() {
     }
 }
 
+/// An xls whose workbook stream claims 4 GB over a sector chain that links
+/// to itself: calamine copied that sector up to the claimed length (5 GB
+/// resident, 18 s); the guard refuses it before calamine runs.
+#[test]
+fn fuzz_xls_looping_chain_is_refused_quickly() {
+    let start = Instant::now();
+    let path = fixture_dir().join("fuzz_xls_looping_chain.xls");
+    let err = rows_of(&path, &Settings::default()).unwrap_err();
+    assert_eq!(err.code.as_str(), "unreadable");
+    assert!(
+        err.message.contains("refused") && err.message.contains("memory budget"),
+        "{}",
+        err.message
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
 /// Third-party workbooks (calamine's test suite, `../shared/excel-samples`):
 /// each must give rows or a clean file error, never a panic or a hang.
 #[test]

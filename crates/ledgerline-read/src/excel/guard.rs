@@ -10,13 +10,17 @@
 //!   `uniqueCount` a shared-strings part claims (calamine reserves it); for
 //!   ods, the cells `content.xml` asks for once its repeats are expanded
 //!   (calamine loads every table densely).
-//! - xls: the file size, then every sheet's DIMENSIONS record and cell
-//!   positions (calamine reserves the first and loads the rectangle of the
-//!   second densely, for every sheet, when the workbook is opened).
+//! - xls: the file size; the bytes calamine's own compound-file reader
+//!   copies out of the sector chains it follows (up to the length each
+//!   claims, so a chain that loops is copied over and over); then every
+//!   sheet's DIMENSIONS record and cell positions (calamine reserves the
+//!   first and loads the rectangle of the second densely, for every sheet,
+//!   when the workbook is opened), read from the stream as calamine reads
+//!   it.
 //! - while reading: cell positions within Excel's limits, the bytes of one
 //!   row, and the text one read of a sheet expands to ([`Limits`]).
 
-use std::io::{BufReader, Read, Seek};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use ledgerline_core::{FileError, FileErrorCode};
 use ledgerline_detect::Format;
@@ -498,16 +502,409 @@ fn dimensions_claim(data: &[u8]) -> u64 {
     rows.saturating_mul(cols)
 }
 
-/// Refuses an xls workbook whose sheets calamine would load past the
-/// budget: it reserves what each sheet's DIMENSIONS record claims and
+/// Sector ids and sizes of calamine's own compound-file reader.
+const ENDOFCHAIN: u32 = 0xFFFF_FFFE;
+const RESERVED_SECTORS: u32 = 0xFFFF_FFFA;
+const DIFSECT: u32 = 0xFFFF_FFFC;
+/// Streams shorter than this live in the mini stream.
+const MINI_STREAM_CUTOFF: u64 = 4096;
+
+/// The sectors of an OLE2 file as calamine's own compound-file reader
+/// (`calamine::cfb`, not the `cfb` crate) reads them: sector `id` starts at
+/// `(id + 1) × size` (the header takes the first sector's room), and the
+/// last one may be short.
+struct Sectors<R> {
+    reader: R,
+    /// Where `reader` is, so that reading a chain in order never seeks (a
+    /// `BufReader` drops its buffer on every seek).
+    at: u64,
+    /// The file length.
+    len: u64,
+    size: u64,
+    /// calamine's `maxid`: the file length over the sector size; a larger
+    /// id is an error.
+    maxid: u32,
+}
+
+impl<R: Read + Seek> Sectors<R> {
+    /// The bytes of sector `id` the file holds, which calamine copies.
+    fn len_of(&self, id: u32) -> u64 {
+        let start = (u64::from(id) + 1).saturating_mul(self.size);
+        self.size.min(self.len.saturating_sub(start))
+    }
+
+    /// Reads from `offset` of sector `id` into `buf` (less at the end of
+    /// the sector or file).
+    fn read_at(&mut self, id: u32, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let have = self.len_of(id).saturating_sub(offset);
+        let n = buf.len().min(usize::try_from(have).unwrap_or(usize::MAX));
+        let pos = (u64::from(id) + 1) * self.size + offset;
+        if pos != self.at {
+            self.reader.seek(SeekFrom::Start(pos))?;
+            self.at = pos;
+        }
+        let read = self.reader.read(&mut buf[..n])?;
+        self.at += read as u64;
+        Ok(read)
+    }
+
+    /// The bytes of sector `id` the file holds.
+    fn sector(&mut self, id: u32) -> std::io::Result<Vec<u8>> {
+        let mut data = vec![0u8; usize::try_from(self.len_of(id)).unwrap_or(0)];
+        let mut filled = 0;
+        while filled < data.len() {
+            match self.read_at(id, filled as u64, &mut data[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        data.truncate(filled);
+        Ok(data)
+    }
+
+    /// The bytes calamine's `get_chain` copies following the chain from
+    /// `start` up to `len` bytes, or `None` where it fails (a sector past
+    /// the file, a link past the FAT). Its only bound is `len`: a chain
+    /// that loops is copied again and again up to the claimed length
+    /// (without end for the directory chain, claimed at `usize::MAX`).
+    fn chain_bytes(&self, fats: &[u32], start: u32, len: u64) -> Option<u64> {
+        let mut id = start;
+        let mut copied = 0u64;
+        let mut steps = 0u64;
+        while id != ENDOFCHAIN {
+            if id > self.maxid {
+                return None;
+            }
+            copied += self.len_of(id).min(len - copied);
+            if copied >= len {
+                break;
+            }
+            steps += 1;
+            // More links than sectors: the chain loops.
+            if steps > u64::from(self.maxid) + 1 {
+                return Some(len);
+            }
+            id = *fats.get(usize::try_from(id).ok()?)?;
+        }
+        Some(copied)
+    }
+
+    /// The bytes of the chain from `start`, up to `len`; the caller has
+    /// bounded `len` or [`Sectors::chain_bytes`].
+    fn chain(&mut self, fats: &[u32], start: u32, len: u64) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut chain = ChainReader {
+            sectors: self,
+            fats,
+            id: start,
+            offset: 0,
+            left: len,
+            hops: 0,
+        };
+        chain.read_to_end(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// A chain of sectors read as calamine copies it, up to `left` bytes.
+struct ChainReader<'a, R> {
+    sectors: &'a mut Sectors<R>,
+    fats: &'a [u32],
+    id: u32,
+    /// The offset in sector `id`.
+    offset: u64,
+    left: u64,
+    /// Links followed since the last byte read.
+    hops: u64,
+}
+
+impl<R: Read + Seek> Read for ChainReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.left == 0 || buf.is_empty() || self.id == ENDOFCHAIN {
+                return Ok(0);
+            }
+            if self.id > self.sectors.maxid {
+                return Ok(0);
+            }
+            if self.offset < self.sectors.len_of(self.id) {
+                let want = buf
+                    .len()
+                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                let n = self
+                    .sectors
+                    .read_at(self.id, self.offset, &mut buf[..want])?;
+                if n > 0 {
+                    self.hops = 0;
+                    self.offset += n as u64;
+                    self.left -= n as u64;
+                    return Ok(n);
+                }
+            }
+            // Links that yield no bytes (sectors past the end of the
+            // file): more of them in a row than sectors is a loop.
+            self.hops += 1;
+            if self.hops > u64::from(self.sectors.maxid) + 1 {
+                return Ok(0);
+            }
+            let next = usize::try_from(self.id)
+                .ok()
+                .and_then(|i| self.fats.get(i).copied());
+            match next {
+                Some(next) => {
+                    self.id = next;
+                    self.offset = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+/// Where calamine finds the workbook stream of an OLE2 file.
+struct Ole2Layout {
+    fats: Vec<u32>,
+    /// The first sector and length of the `Workbook` (or `Book`) stream
+    /// when it lives in regular sectors; `None` when it lives in the mini
+    /// stream (under 4 KiB) or calamine will not find it.
+    workbook: Option<(u32, u64)>,
+}
+
+/// One directory entry as calamine reads it.
+struct Entry {
+    name: String,
+    start: u32,
+    len: u64,
+}
+
+fn u32_at(data: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([data[i], data[i + 1], data[i + 2], data[i + 3]])
+}
+
+/// A 128-byte directory entry as calamine reads it: the name up to its
+/// first NUL (the name-length field is ignored), the size as 32 bits with
+/// 512-byte sectors and 64 bits with 4 KiB ones.
+fn entry(data: &[u8], size: u64) -> Entry {
+    let units = data[..64]
+        .chunks_exact(2)
+        .map(|u| u16::from_le_bytes([u[0], u[1]]));
+    let name = char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .take_while(|c| *c != '\0')
+        .collect();
+    let len = if size == 512 {
+        u64::from(u32_at(data, 120))
+    } else {
+        u64::from_le_bytes([
+            data[120], data[121], data[122], data[123], data[124], data[125], data[126], data[127],
+        ])
+    };
+    Entry {
+        name,
+        start: u32_at(data, 116),
+        len,
+    }
+}
+
+/// Follows calamine's own compound-file reader (`calamine::cfb`) through
+/// the header, the DIFAT, the FAT, the directory, the mini stream and the
+/// workbook stream, adding up the bytes it copies out of their sector
+/// chains; refuses the file when they pass the share of the budget an xls
+/// gets ([`check_ole2`]). A real file's chains share out its sectors, so
+/// they never copy more than the file holds; a chain that loops is copied
+/// again and again up to the length its directory entry claims (4 GB from
+/// a 5 KB file). `None` where calamine fails on its own (it says why).
+fn ole2_layout<R: Read + Seek>(
+    name: &str,
+    sectors: &mut Sectors<R>,
+    budget: u64,
+) -> Result<Option<Ole2Layout>, FileError> {
+    let limit = budget / 4;
+    let file_kb = sectors.len.div_ceil(1024);
+    let mut copies = 0u64;
+    let mut add = |what: &str, bytes: u64| {
+        copies = copies.saturating_add(bytes);
+        if copies > limit {
+            let amount = if bytes == u64::MAX {
+                "without end".to_string()
+            } else {
+                format!("{} MB", copies / MB)
+            };
+            return Err(unreadable(
+                name,
+                format!(
+                    "refused: this xls of {} KB makes calamine copy {amount} out of its sectors \
+                     ({what} names its sectors again and again), beyond the memory budget ({} \
+                     MB for the workbook under memory_threshold {} MB)",
+                    file_kb,
+                    limit / MB,
+                    budget / MB
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let mut head = [0u8; 512];
+    if sectors.reader.seek(SeekFrom::Start(0)).is_err()
+        || sectors.reader.read_exact(&mut head).is_err()
+        || head[..8] != *b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"
+        || head[32..34] != [6, 0]
+    {
+        return Ok(None);
+    }
+    sectors.size = match u16::from_le_bytes([head[30], head[31]]) {
+        0x0009 => 512,
+        0x000C => 4096,
+        _ => return Ok(None),
+    };
+    sectors.at = u64::MAX;
+    sectors.maxid = u32::try_from(sectors.len / sectors.size).unwrap_or(u32::MAX);
+    let version = u16::from_le_bytes([head[26], head[27]]);
+    let dir_start = u32_at(&head, 48);
+    let mini_fat_start = u32_at(&head, 60);
+    let mini_fat_len = u64::from(u32_at(&head, 64));
+    let mut difat: Vec<u32> = (76..512).step_by(4).map(|i| u32_at(&head, i)).collect();
+    let io = |_| Ok(None);
+
+    // The DIFAT chain, bounded by calamine at `maxid + 1` sectors.
+    let mut id = u32_at(&head, 68);
+    let mut difat_sectors = 0u64;
+    while id < RESERVED_SECTORS {
+        difat_sectors += 1;
+        if difat_sectors > u64::from(sectors.maxid) + 1 || id > sectors.maxid {
+            return Ok(None);
+        }
+        let data = match sectors.sector(id) {
+            Ok(data) => data,
+            Err(e) => return io(e),
+        };
+        difat.extend(data.chunks_exact(4).map(|b| u32_at(b, 0)));
+        let Some(next) = difat.pop() else {
+            return Ok(None);
+        };
+        id = next;
+    }
+    // The FAT: one sector per DIFAT entry, the same sector as often as it
+    // is named.
+    let fat_ids: Vec<u32> = difat.into_iter().filter(|id| *id < DIFSECT).collect();
+    let valid = fat_ids
+        .iter()
+        .position(|id| *id > sectors.maxid)
+        .unwrap_or(fat_ids.len());
+    add(
+        "its DIFAT",
+        fat_ids[..valid].iter().map(|id| sectors.len_of(*id)).sum(),
+    )?;
+    if valid < fat_ids.len() {
+        return Ok(None);
+    }
+    let mut fats = Vec::new();
+    for id in fat_ids {
+        match sectors.sector(id) {
+            Ok(data) => fats.extend(data.chunks_exact(4).map(|b| u32_at(b, 0))),
+            Err(e) => return io(e),
+        }
+    }
+
+    // The directory, read to the end of its chain.
+    let Some(bytes) = sectors.chain_bytes(&fats, dir_start, u64::MAX) else {
+        return Ok(None);
+    };
+    add("its directory chain", bytes)?;
+    let dirs = match sectors.chain(&fats, dir_start, bytes) {
+        Ok(data) => data,
+        Err(e) => return io(e),
+    };
+    let size = sectors.size;
+    let dirs: Vec<Entry> = dirs.chunks_exact(128).map(|d| entry(d, size)).collect();
+    let Some(root) = dirs.first() else {
+        return Ok(None);
+    };
+    if version != 3 && root.start == ENDOFCHAIN {
+        return Ok(None);
+    }
+    if mini_fat_len > 0 {
+        let Some(bytes) = sectors.chain_bytes(&fats, root.start, root.len) else {
+            return Ok(None);
+        };
+        add("the chain of its mini stream", bytes)?;
+        let claimed = mini_fat_len.saturating_mul(sectors.size);
+        let Some(bytes) = sectors.chain_bytes(&fats, mini_fat_start, claimed) else {
+            return Ok(None);
+        };
+        add("its mini FAT chain", bytes)?;
+    }
+
+    // The workbook stream: `Workbook`, else (on any error) `Book`.
+    let mut workbook = None;
+    let mut in_mini = false;
+    for wanted in ["Workbook", "Book"] {
+        let Some(d) = dirs.iter().find(|d| d.name.eq_ignore_ascii_case(wanted)) else {
+            continue;
+        };
+        if d.len < MINI_STREAM_CUTOFF {
+            // At most 4 KiB copied, whatever its mini chain does; should
+            // that chain fail, calamine reads `Book`, so it is counted
+            // all the same (a real file's `Book` is within its sectors).
+            in_mini = true;
+            continue;
+        }
+        if let Some(bytes) = sectors.chain_bytes(&fats, d.start, d.len) {
+            add(&format!("the chain of its {wanted} stream"), bytes)?;
+            if !in_mini {
+                workbook = Some((d.start, bytes));
+            }
+            break;
+        }
+    }
+    Ok(Some(Ole2Layout { fats, workbook }))
+}
+
+/// Refuses an xls workbook that calamine would load past the budget.
+///
+/// First its compound-file structure ([`ole2_layout`]): calamine copies
+/// each sector chain it follows up to the length claimed for it. Then its
+/// sheets: calamine reserves what each sheet's DIMENSIONS record claims and
 /// builds a dense range over each sheet's cell rectangle, every sheet at
-/// once, so two cells at opposite corners ask for billions of cells. Reads
-/// the BIFF records of the workbook stream (a few bytes per record).
+/// once, so two cells at opposite corners ask for billions of cells. The
+/// BIFF records are read as calamine reads them (a few bytes per record).
 pub(crate) fn check_xls_sheets<R: Read + Seek>(
     name: &str,
-    reader: R,
+    mut reader: R,
     budget: u64,
 ) -> Result<(), FileError> {
+    let Ok(len) = reader.seek(SeekFrom::End(0)) else {
+        return Ok(());
+    };
+    let mut sectors = Sectors {
+        reader: &mut reader,
+        at: u64::MAX,
+        len,
+        size: 512,
+        maxid: 0,
+    };
+    if let Some(Ole2Layout {
+        fats,
+        workbook: Some((start, bytes)),
+    }) = ole2_layout(name, &mut sectors, budget)?
+    {
+        // The stream calamine will parse, sector by sector as it copies
+        // it (the `cfb` crate would stop where the chain loops).
+        let chain = ChainReader {
+            sectors: &mut sectors,
+            fats: &fats,
+            id: start,
+            offset: 0,
+            left: bytes,
+            hops: 0,
+        };
+        return scan_xls_records(name, chain, budget);
+    }
+    // A stream of the mini stream (under 4 KiB), or a file calamine will
+    // refuse on its own: the `cfb` crate reads it.
+    if reader.seek(SeekFrom::Start(0)).is_err() {
+        return Ok(());
+    }
     let Ok(mut compound) = cfb::CompoundFile::open(reader) else {
         // Not ours to word: calamine reports it.
         return Ok(());
@@ -530,6 +927,12 @@ pub(crate) fn check_xls_sheets<R: Read + Seek>(
     let Ok(stream) = compound.open_stream(format!("/{stream}")) else {
         return Ok(());
     };
+    scan_xls_records(name, stream, budget)
+}
+
+/// Scans the BIFF records of a workbook stream for what its sheets make
+/// calamine reserve and load (see [`check_xls_sheets`]).
+fn scan_xls_records<S: Read>(name: &str, stream: S, budget: u64) -> Result<(), FileError> {
     let mut records = BufReader::with_capacity(1 << 16, stream);
     let mut data = vec![0u8; usize::from(u16::MAX)];
     // Substreams nest (BOF … EOF); the first top-level one holds the
@@ -672,6 +1075,173 @@ mod tests {
         assert!(check(1_000_000, 12, 12_000_000).is_ok());
         // A value in XFD1 of a small sheet is wide but cheap.
         assert!(check(10, 16_384, 11).is_ok());
+    }
+
+    /// A workbook of `xtask::workbooks::xls`'s shape with a `Workbook`
+    /// stream of `len` bytes (regular sectors from 4 KiB on): globals and
+    /// one sheet whose DIMENSIONS record claims `rows` rows of 256 columns,
+    /// with a NUMBER in A1, then filler records.
+    fn ole2_workbook(len: usize, rows: u32) -> Vec<u8> {
+        use std::io::Write;
+        fn record(out: &mut Vec<u8>, typ: u16, data: &[u8]) {
+            out.extend_from_slice(&typ.to_le_bytes());
+            out.extend_from_slice(&(data.len() as u16).to_le_bytes());
+            out.extend_from_slice(data);
+        }
+        let bof = |dt: u16| {
+            let mut d = 0x0600u16.to_le_bytes().to_vec();
+            d.extend_from_slice(&dt.to_le_bytes());
+            d.extend_from_slice(&[0u8; 12]);
+            d
+        };
+        let mut stream = Vec::new();
+        record(&mut stream, BOF, &bof(0x0005));
+        let at = stream.len() + 4;
+        record(&mut stream, 0x0085, &[0, 0, 0, 0, 0, 0, 1, 0, b'S']);
+        record(&mut stream, EOF, &[]);
+        let sheet_at = stream.len() as u32;
+        stream[at..at + 4].copy_from_slice(&sheet_at.to_le_bytes());
+        record(&mut stream, BOF, &bof(0x0010));
+        let mut dimensions = 0u32.to_le_bytes().to_vec();
+        dimensions.extend_from_slice(&rows.to_le_bytes());
+        dimensions.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+        record(&mut stream, DIMENSIONS, &dimensions);
+        let mut number = vec![0u8; 6];
+        number.extend_from_slice(&1.0f64.to_le_bytes());
+        record(&mut stream, 0x0203, &number);
+        record(&mut stream, EOF, &[]);
+        while stream.len() + 4 < len {
+            let n = (len - stream.len() - 4).min(1000);
+            record(&mut stream, 0x00EF, &vec![0u8; n]);
+        }
+        // Version 3 (512-byte sectors), as Excel writes xls: calamine
+        // refuses a version 4 file without a mini stream.
+        let mut compound = cfb::CompoundFile::create_with_version(
+            cfb::Version::V3,
+            std::io::Cursor::new(Vec::new()),
+        )
+        .unwrap();
+        compound
+            .create_stream("/Workbook")
+            .unwrap()
+            .write_all(&stream)
+            .unwrap();
+        compound.flush().unwrap();
+        compound.into_inner().into_inner()
+    }
+
+    /// Makes stream `stream` of `file` (512-byte sectors, one FAT sector)
+    /// claim `claim` bytes and its first sector link to itself.
+    fn loop_chain(file: &mut [u8], stream: &str, claim: u32) {
+        let at = |i: u32| (i as usize + 1) * 512;
+        let dir = at(u32_at(file, 48));
+        let fat = at(u32_at(file, 76));
+        let e = (0..4)
+            .map(|k| dir + k * 128)
+            .find(|e| entry(&file[*e..*e + 128], 512).name == stream)
+            .unwrap();
+        let start = u32_at(file, e + 116);
+        file[e + 120..e + 124].copy_from_slice(&claim.to_le_bytes());
+        let link = fat + start as usize * 4;
+        file[link..link + 4].copy_from_slice(&start.to_le_bytes());
+    }
+
+    fn check(file: &[u8], budget_mb: u64) -> Result<(), FileError> {
+        check_xls_sheets("f", std::io::Cursor::new(file), budget(budget_mb))
+    }
+
+    #[test]
+    fn real_chains_copy_no_more_than_the_file() {
+        let file = ole2_workbook(20_000, 1);
+        use calamine::Reader as _;
+        let mut xls: calamine::Xls<_> = calamine::Xls::new(std::io::Cursor::new(&file)).unwrap();
+        let range = xls.worksheet_range("S").unwrap();
+        assert_eq!(range.get_value((0, 0)), Some(&calamine::Data::Float(1.0)));
+        let mut sectors = Sectors {
+            reader: std::io::Cursor::new(&file),
+            at: 0,
+            len: file.len() as u64,
+            size: 512,
+            maxid: 0,
+        };
+        let layout = ole2_layout("f", &mut sectors, budget(1)).unwrap().unwrap();
+        let (_, bytes) = layout.workbook.unwrap();
+        assert_eq!(bytes, 20_000);
+        // The smallest budget still holds a file a quarter its size.
+        assert!(check(&file, 1).is_ok());
+    }
+
+    #[test]
+    fn looping_workbook_chain_is_refused_beyond_the_budget() {
+        let mut file = ole2_workbook(20_000, 1);
+        loop_chain(&mut file, "Workbook", 64 << 20);
+        // 64 MB copied: beyond a quarter of a 64 MB budget, within 1 GB's.
+        let err = check(&file, 64).unwrap_err();
+        assert!(
+            err.message.contains("Workbook stream")
+                && err.message.contains("memory_threshold 64 MB"),
+            "{}",
+            err.message
+        );
+        assert!(check(&file, 1024).is_ok());
+    }
+
+    #[test]
+    fn looping_book_chain_is_counted_beside_a_small_workbook() {
+        use std::io::Write;
+        // calamine reads `Book` when the mini chain of a small `Workbook`
+        // fails: a looping `Book` counts all the same.
+        let mut compound = cfb::CompoundFile::create_with_version(
+            cfb::Version::V3,
+            std::io::Cursor::new(Vec::new()),
+        )
+        .unwrap();
+        let mut stream = compound.create_stream("/Workbook").unwrap();
+        stream.write_all(&[0u8; 100]).unwrap();
+        drop(stream);
+        let mut stream = compound.create_stream("/Book").unwrap();
+        stream.write_all(&vec![0u8; 20_000]).unwrap();
+        drop(stream);
+        compound.flush().unwrap();
+        let mut file = compound.into_inner().into_inner();
+        assert!(check(&file, 1024).is_ok());
+        loop_chain(&mut file, "Book", u32::MAX);
+        let err = check(&file, 1024).unwrap_err();
+        assert!(err.message.contains("Book stream"), "{}", err.message);
+    }
+
+    #[test]
+    fn looping_directory_chain_is_refused() {
+        let mut file = ole2_workbook(20_000, 1);
+        // The directory chain's first sector links to itself: calamine
+        // reads the directory to the end of its chain, without end.
+        let dir = u32_at(&file, 48);
+        let link = 512 * (u32_at(&file, 76) as usize + 1) + dir as usize * 4;
+        file[link..link + 4].copy_from_slice(&dir.to_le_bytes());
+        let err = check(&file, 1024).unwrap_err();
+        assert!(err.message.contains("without end"), "{}", err.message);
+    }
+
+    #[test]
+    fn dimensions_are_read_from_the_stream_calamine_copies() {
+        // 4 billion rows of 256 columns.
+        let err = check(&ole2_workbook(20_000, u32::MAX), 1024).unwrap_err();
+        assert!(err.message.contains("DIMENSIONS"), "{}", err.message);
+    }
+
+    #[test]
+    fn fuzz_xls_looping_chain_is_refused() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/excel/fuzz_xls_looping_chain.xls"
+        );
+        let file = std::fs::read(path).unwrap();
+        let err = check(&file, 1024).unwrap_err();
+        assert!(
+            err.message.contains("Workbook stream") && err.message.contains("3888 MB"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
