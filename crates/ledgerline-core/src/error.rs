@@ -58,14 +58,65 @@ impl std::fmt::Display for FileErrorCode {
 
 /// A file-level error: a code of SPEC §8 and a human message that names the
 /// file (and row and column where there is one).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[error("{code}: {message}")]
+///
+/// For a program that handles errors rather than prints them: [`code`]
+/// is matchable (`#[non_exhaustive]`), [`path`](FileError::path) is the
+/// file when it is known, [`io_kind`](FileError::io_kind) tells
+/// not-found from permission-denied for `io` errors, and
+/// [`std::error::Error::source`] gives the underlying error. Only `code`
+/// and `message` are part of the report (and of equality with a report
+/// read back).
+///
+/// [`code`]: FileError::code
+#[derive(Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FileError {
     /// What went wrong, as a stable code.
     pub code: FileErrorCode,
     /// Human text, free form.
     pub message: String,
+    #[serde(skip)]
+    path: Option<std::path::PathBuf>,
+    #[serde(skip)]
+    io_kind: Option<std::io::ErrorKind>,
+    #[serde(skip)]
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+impl std::fmt::Debug for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileError")
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("path", &self.path)
+            .field("io_kind", &self.io_kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for FileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Errors are equal when their code and message are (what a report
+/// holds); path, kind and source are context.
+impl PartialEq for FileError {
+    fn eq(&self, other: &FileError) -> bool {
+        self.code == other.code && self.message == other.message
+    }
+}
+
+impl Eq for FileError {}
 
 impl FileError {
     /// A file error with the given code and message.
@@ -73,7 +124,49 @@ impl FileError {
         FileError {
             code,
             message: message.into(),
+            path: None,
+            io_kind: None,
+            source: None,
         }
+    }
+
+    /// An `io` error reading `path`: the message names it, and the
+    /// operating system's error is kept as the source, with its kind.
+    pub fn io(path: impl AsRef<std::path::Path>, err: std::io::Error) -> FileError {
+        let path = path.as_ref();
+        FileError {
+            code: FileErrorCode::Io,
+            message: format!("{}: {err}", path.display()),
+            path: Some(path.to_path_buf()),
+            io_kind: Some(err.kind()),
+            source: Some(std::sync::Arc::new(err)),
+        }
+    }
+
+    /// The same error, naming `path` as the file it is about.
+    pub fn with_path(mut self, path: impl Into<std::path::PathBuf>) -> FileError {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// The same error, with `source` as its cause.
+    pub fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> FileError {
+        self.source = Some(std::sync::Arc::new(source));
+        self
+    }
+
+    /// The file this error is about, when known.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.path.as_deref()
+    }
+
+    /// For an `io` error, what the operating system said
+    /// (`NotFound`, `PermissionDenied`, …).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        self.io_kind
     }
 
     /// An `invalid_settings` error.

@@ -201,7 +201,8 @@ fn gzip_error(e: &std::io::Error) -> FileError {
 }
 
 fn io_error(name: &str, e: &std::io::Error) -> FileError {
-    FileError::new(FileErrorCode::Io, format!("{name}: {e}"))
+    // The kind and text of the operating system's error, kept as the source.
+    FileError::io(name, std::io::Error::new(e.kind(), e.to_string()))
 }
 
 /// Prefix the file's name to a message that does not carry it yet.

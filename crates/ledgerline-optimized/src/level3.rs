@@ -75,11 +75,10 @@ impl BlockCutter {
         max_record_bytes: usize,
     ) -> Result<BlockCutter, FileError> {
         let name = path.display().to_string();
-        let mut file = File::open(path)
-            .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+        let mut file = File::open(path).map_err(|e| FileError::io(&name, e))?;
         let mut bom = vec![0u8; skip];
         file.read_exact(&mut bom)
-            .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+            .map_err(|e| FileError::io(&name, e))?;
         Ok(BlockCutter {
             file,
             name,

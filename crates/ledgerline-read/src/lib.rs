@@ -144,8 +144,7 @@ fn open_path_as(
     let name = path.display().to_string();
     if detection.format != Format::Csv {
         let source = if detection.is_gzip() {
-            let file = File::open(path)
-                .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+            let file = File::open(path).map_err(|e| FileError::io(&name, e))?;
             excel::Source::Bytes(gunzip_bounded(
                 &name,
                 Box::new(file),
@@ -165,8 +164,7 @@ fn open_path_as(
         );
     }
     let layout = csv_layout(&detection)?;
-    let file =
-        File::open(path).map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+    let file = File::open(path).map_err(|e| FileError::io(&name, e))?;
     open_csv_with(
         &name,
         Box::new(file),
@@ -204,7 +202,7 @@ pub fn read_bounded(
     reader
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| FileError::new(FileErrorCode::Io, format!("{name}: {e}")))?;
+        .map_err(|e| FileError::io(name, e))?;
     if bytes.len() as u64 > limit {
         return Err(FileError::new(
             FileErrorCode::Unreadable,

@@ -83,7 +83,7 @@ pub(crate) fn read_error(name: &str, err: &io::Error) -> FileError {
         .and_then(|inner| inner.downcast_ref::<Corrupt>());
     match corrupt {
         Some(c) => FileError::new(FileErrorCode::Unreadable, format!("{name}: {c}")),
-        None => FileError::new(FileErrorCode::Io, format!("{name}: {err}")),
+        None => FileError::io(name, io::Error::new(err.kind(), err.to_string())),
     }
 }
 
