@@ -20,9 +20,12 @@ pub(crate) struct ServeArgs {
     /// Directory of the embedded store: uploads, reports, the database.
     #[arg(long, default_value = "ledgerline-data", value_name = "DIR")]
     data_dir: PathBuf,
-    /// The store (default: embedded in --data-dir).
+    /// The store: embedded in --data-dir (default), or redis://HOST[:PORT].
     #[arg(long, value_name = "URL")]
     store: Option<String>,
+    /// Prefix of every key in a Redis store.
+    #[arg(long, default_value = "ledgerline", value_name = "PREFIX")]
+    store_prefix: String,
     /// Bearer token every endpoint but health requires.
     #[arg(
         long,
@@ -74,6 +77,7 @@ pub(crate) fn serve(args: ServeArgs) -> i32 {
     let mut config = ServerConfig::new(args.data_dir);
     config.addr = args.addr;
     config.store = args.store;
+    config.store_prefix = args.store_prefix;
     config.settings = settings;
     config.token = args.token.filter(|t| !t.is_empty());
     config.max_upload_bytes = args.max_upload_mb.saturating_mul(1024 * 1024);

@@ -759,3 +759,49 @@ fn concurrent_jobs_share_the_budget() {
         comparable(client.report_json(&b.job_id).unwrap())
     );
 }
+
+/// `--store redis://…`: the same API and the same reports as the embedded
+/// store; health says 503 while Redis is down and recovers when it returns.
+#[test]
+fn redis_store_serves_the_same_api() {
+    let Some(mut redis) = common::Redis::start() else {
+        return;
+    };
+    let input = temp_dir("redis");
+    let files = fixture_set(&input);
+    let url = redis.url();
+    let server = Server::fresh(&["--store", &url, "--store-prefix", "e2e"]);
+    let embedded = Server::fresh(&[]);
+    let mut reports = Vec::new();
+    for s in [&server, &embedded] {
+        let client = s.client();
+        let ids: Vec<String> = files
+            .iter()
+            .map(|p| client.upload_file(p).unwrap().id)
+            .collect();
+        let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap();
+        let last = client.watch(&job.job_id, |_| {}).unwrap();
+        assert_eq!(last.state, JobState::Succeeded);
+        assert_eq!(
+            client.job(&job.job_id).unwrap().progress.files_done,
+            files.len() as u64
+        );
+        reports.push(comparable(client.report_json(&job.job_id).unwrap()));
+    }
+    assert_eq!(reports[0], reports[1]);
+    let client = server.client();
+    assert_eq!(client.health().unwrap().store, "redis");
+
+    redis.kill();
+    let e = client.health().unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    let _redis = common::Redis::start_on(redis.port).unwrap();
+    let started = Instant::now();
+    while client.health().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "health never recovered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

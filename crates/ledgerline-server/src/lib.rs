@@ -60,6 +60,10 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+/// How long a store call may take before health says the store is
+/// unreachable.
+pub(crate) const STORE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The largest JSON request body (a bulk request naming 10,000 files fits).
 const MAX_JSON_BYTES: usize = 1 << 20;
 
@@ -71,8 +75,12 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     /// The embedded store's directory: uploads, reports, the database.
     pub data_dir: PathBuf,
-    /// The store: `None` (or `embedded`) for the embedded one.
+    /// The store: `None` (or `embedded`) for the embedded one, or
+    /// `redis://host:port[/db]` (uploads and reports stay in `data_dir`).
     pub store: Option<String>,
+    /// The prefix of every key in a Redis store (several deployments can
+    /// share one Redis); default `ledgerline`.
+    pub store_prefix: String,
     /// The settings every job starts from (environment and flags); a job's
     /// own settings apply on top, never above this `memory_threshold` or
     /// `max_record_bytes`.
@@ -105,6 +113,7 @@ impl ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir,
             store: None,
+            store_prefix: "ledgerline".to_string(),
             settings: Settings::from_env().unwrap_or_default(),
             token: std::env::var("LEDGERLINE_API_TOKEN")
                 .ok()
@@ -381,14 +390,15 @@ impl Server {
     /// Opens the data directory and the store, requeues jobs that were
     /// running, and binds the address.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        match config.store.as_deref() {
-            None | Some("embedded") => {}
+        let redis_url = match config.store.as_deref() {
+            None | Some("embedded") => None,
+            Some(url) if url.starts_with("redis://") => Some(url.to_string()),
             Some(other) => {
                 return Err(ServerError::Config(format!(
-                    "unsupported store {other:?}: this server has the embedded store only"
+                    "unsupported store {other:?}: expected embedded or redis://host:port"
                 )))
             }
-        }
+        };
         if config.max_jobs == 0 || config.queue_depth == 0 {
             return Err(ServerError::Config(
                 "max_jobs and queue_depth must be at least 1".into(),
@@ -400,7 +410,22 @@ impl Server {
                 .await
                 .map_err(|e| ServerError::Config(e.to_string()))??
         };
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.database_path())?);
+        let store: Arc<dyn Store> = match redis_url {
+            None => Arc::new(SqliteStore::open(&data.database_path())?),
+            Some(url) => Arc::new(
+                tokio::time::timeout(
+                    STORE_TIMEOUT,
+                    ledgerline_store::RedisStore::connect(&url, &config.store_prefix),
+                )
+                .await
+                .map_err(|_| {
+                    ServerError::Config(format!(
+                        "{url}: no answer within {} s",
+                        STORE_TIMEOUT.as_secs()
+                    ))
+                })??,
+            ),
+        };
         if config.work {
             let n = store.requeue_running().await?;
             if n > 0 {

@@ -42,7 +42,13 @@ pub(crate) async fn health(State(app): Shared) -> (StatusCode, Json<Health>) {
         app.store.ping().await?;
         app.store.queue_counts().await
     };
-    match answer.await {
+    match tokio::time::timeout(crate::STORE_TIMEOUT, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ledgerline_store::StoreError::Database(
+                "no answer in time".into(),
+            ))
+        }) {
         Ok(queue) => (
             StatusCode::OK,
             Json(Health {

@@ -4,8 +4,8 @@
 //!
 //! [`Store`] is the seam between the server and its storage. The embedded
 //! implementation, [`SqliteStore`], is one SQLite file in the data
-//! directory and needs nothing started; the many-machine deployment adds a
-//! Redis one. Every implementation must pass the same conformance suite,
+//! directory and needs nothing started; [`RedisStore`] keeps the same state
+//! in Redis, for processes on several machines. Every implementation must pass the same conformance suite,
 //! [`conformance::run`].
 //!
 //! # Example
@@ -25,6 +25,7 @@
 
 pub mod conformance;
 mod datadir;
+mod redis_store;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use async_trait::async_trait;
 use ledgerline_api::{ErrorDetail, FileInfo, FileState, JobFile, JobState, JobStatus, QueueCounts};
 
 pub use datadir::{is_id, new_id, DataDir, UploadTarget};
+pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 
 /// What can go wrong with a store.
