@@ -122,10 +122,9 @@ fn check(result: &Result<Report, FileError>, expected: &Expected) -> Result<(), 
 /// The processors under test with their bench names.
 fn processors() -> Vec<(&'static str, Box<dyn FileProcessor>)> {
     let level = |n: u8| {
-        Box::new(OptimizedProcessor::new(Settings {
-            optimization_level: n,
-            ..Settings::default()
-        })) as Box<dyn FileProcessor>
+        let mut settings = Settings::default();
+        settings.optimization_level = n;
+        Box::new(OptimizedProcessor::new(settings)) as Box<dyn FileProcessor>
     };
     vec![
         (

@@ -31,6 +31,7 @@
 
 mod batch;
 pub mod calendar;
+pub mod currency;
 mod error;
 mod processor;
 mod report;

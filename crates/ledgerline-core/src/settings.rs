@@ -125,18 +125,24 @@ impl FromStr for Field {
 
 /// Every setting, with a documented default for each.
 ///
-/// Build with [`Settings::default`] (no environment) or
-/// [`Settings::from_env`] (defaults overlaid with environment variables),
-/// then [`Settings::apply`] explicit values, which win.
+/// Build with [`Settings::default`] (no environment),
+/// [`Settings::from_env`] (defaults overlaid with environment variables) or
+/// [`Settings::from_pairs`], then [`Settings::apply`] explicit values, which
+/// win. Each of these checks every value it sets (SPEC §10: a bad value is
+/// `invalid_settings`), the currency table included. Fields are public to
+/// read; a program that writes them directly can run every check again
+/// with [`Settings::validate`], which every processor does before it reads
+/// a file. `#[non_exhaustive]`: new settings do not break anyone.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Settings {
     /// `date_order` (`LEDGERLINE_DATE_ORDER`): `auto` (default), `dmy`, `mdy`.
     pub date_order: DateOrder,
     /// `decimal_separator` (`LEDGERLINE_DECIMAL_SEPARATOR`): `.` (default) or `,`.
     pub decimal_separator: DecimalSeparator,
     /// `default_currency` (`LEDGERLINE_DEFAULT_CURRENCY`): used when the
-    /// currency is empty; trimmed and upper-cased. Default none. Checked
-    /// against the ISO 4217 table by the invoice rules.
+    /// currency is empty; trimmed and upper-cased. Default none. A code of
+    /// the ISO 4217 table ([`crate::currency`]).
     pub default_currency: Option<String>,
     /// `delimiter` (`LEDGERLINE_DELIMITER`): `,` `;` `|` or tab; default
     /// none (sniffed).
@@ -286,6 +292,7 @@ impl Settings {
                 if code.is_empty() {
                     return Err(bad("expected a currency code"));
                 }
+                check_currency(&code)?;
                 self.default_currency = Some(code);
             }
             "delimiter" => {
@@ -364,6 +371,85 @@ impl Settings {
     }
 }
 
+fn check_currency(code: &str) -> Result<(), FileError> {
+    match crate::currency::lookup(code) {
+        Some(_) => Ok(()),
+        None => Err(FileError::settings(format!(
+            "default_currency: {code:?} is not a code of the ISO 4217 table"
+        ))),
+    }
+}
+
+impl Settings {
+    /// The defaults (no environment) with `pairs` applied in order, each
+    /// by its name as [`Settings::apply`] takes it: the checked
+    /// constructor for a program that has its settings as text.
+    ///
+    /// ```
+    /// use ledgerline_core::Settings;
+    /// let s = Settings::from_pairs([("date_order", "dmy"), ("default_currency", "eur")])?;
+    /// assert_eq!(s.default_currency.as_deref(), Some("EUR"));
+    /// assert!(Settings::from_pairs([("default_currency", "XXY")]).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Settings, FileError> {
+        let mut settings = Settings::default();
+        for (name, value) in pairs {
+            settings.apply(name, value)?;
+        }
+        Ok(settings)
+    }
+
+    /// Runs every check of SPEC §10 on the values as they are (for fields
+    /// written directly): `invalid_settings` naming the first bad one.
+    pub fn validate(&self) -> Result<(), FileError> {
+        let positive = [
+            ("max_workers", self.max_workers),
+            ("chunk_size", self.chunk_size),
+            ("max_record_bytes", self.max_record_bytes),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(FileError::settings(format!(
+                    "{name}: expected a whole number >= 1, got 0"
+                )));
+            }
+        }
+        if self.memory_threshold_mb == 0 {
+            return Err(FileError::settings(
+                "memory_threshold: expected megabytes >= 1, got 0",
+            ));
+        }
+        if !(1..=3).contains(&self.optimization_level) {
+            return Err(FileError::settings(format!(
+                "optimization_level: expected 1, 2 or 3, got {}",
+                self.optimization_level
+            )));
+        }
+        if let Some(d) = self.delimiter {
+            if ![b',', b';', b'|', b'\t'].contains(&d) {
+                return Err(FileError::settings(format!(
+                    "delimiter: expected , ; | or tab, got {:?}",
+                    char::from(d)
+                )));
+            }
+        }
+        if let Some(code) = &self.default_currency {
+            check_currency(&code.trim().to_uppercase())?;
+        }
+        if let Some(t) = &self.line_total_tolerance {
+            if !is_non_negative_dot_decimal(t.trim()) {
+                return Err(FileError::settings(format!(
+                    "tolerance: expected a . decimal >= 0, got {t:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn parse_count(value: &str) -> Option<usize> {
     let v = value.trim();
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
@@ -391,6 +477,49 @@ fn is_non_negative_dot_decimal(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_check_at_construction_and_in_validate() {
+        // Each bad value, given as text, is refused where it is applied…
+        for (name, value) in [
+            ("default_currency", "XXY"),
+            ("default_currency", ""),
+            ("tolerance", "-1"),
+            ("date_order", "ymd"),
+            ("chunk_size", "0"),
+            ("level", "4"),
+            ("delimiter", ":"),
+            ("map", "nofield=X"),
+        ] {
+            let e = Settings::from_pairs([(name, value)]).unwrap_err();
+            assert_eq!(
+                e.code,
+                crate::FileErrorCode::InvalidSettings,
+                "{name}={value}"
+            );
+        }
+        let ok =
+            Settings::from_pairs([("default_currency", " chf "), ("tolerance", "0.5")]).unwrap();
+        assert_eq!(ok.default_currency.as_deref(), Some("CHF"));
+        ok.validate().unwrap();
+        Settings::default().validate().unwrap();
+        // …and, written directly into the fields, by validate.
+        let mut s = Settings::default();
+        s.default_currency = Some("ABC".into());
+        assert!(s.validate().unwrap_err().message.contains("ISO 4217"));
+        let mut s = Settings::default();
+        s.chunk_size = 0;
+        assert!(s.validate().is_err());
+        let mut s = Settings::default();
+        s.optimization_level = 0;
+        assert!(s.validate().is_err());
+        let mut s = Settings::default();
+        s.line_total_tolerance = Some("1,5".into());
+        assert!(s.validate().is_err());
+        let mut s = Settings::default();
+        s.delimiter = Some(b'x');
+        assert!(s.validate().is_err());
+    }
 
     #[test]
     fn defaults() {

@@ -512,10 +512,8 @@ mod tests {
         // not after holding all of it.
         let zeros = vec![0u8; 3 << 20];
         let xlsx = zip_of(&[("xl/workbook.xml", b"<w/>"), ("pad.bin", &zeros)], false);
-        let mut settings = Settings {
-            memory_threshold_mb: 4,
-            ..Settings::default()
-        };
+        let mut settings = Settings::default();
+        settings.memory_threshold_mb = 4;
         let err = detect_bytes("big.xlsx.gz", &gz(&xlsx), &settings).unwrap_err();
         assert_eq!(err.code, FileErrorCode::Unreadable);
         assert!(err.message.contains("memory budget"), "{}", err.message);

@@ -36,7 +36,9 @@
 
 mod anchors;
 pub mod columns;
-pub mod currency;
+/// ISO 4217 currencies (the table lives in `ledgerline-core`, which checks
+/// `default_currency` with it).
+pub use ledgerline_core::currency;
 pub mod date;
 pub mod decimal;
 pub mod header;

@@ -37,6 +37,7 @@ impl Rules {
     /// Checks and resolves `settings` (SPEC §10): a bad value is the file
     /// error `invalid_settings`, reported before any file is read.
     pub fn new(settings: &Settings) -> Result<Rules, FileError> {
+        settings.validate()?;
         let default_currency = match &settings.default_currency {
             None => None,
             Some(code) => Some(currency::lookup(code).ok_or_else(|| {
@@ -272,7 +273,9 @@ mod tests {
     #[test]
     fn settings_checked() {
         let mut s = Settings::default();
-        s.apply("default_currency", "xyz").unwrap();
+        // Refused where it is set, and caught here when written directly.
+        assert!(s.apply("default_currency", "xyz").is_err());
+        s.default_currency = Some("XYZ".into());
         assert!(Rules::new(&s).is_err());
         s.apply("default_currency", "eur").unwrap();
         let r = Rules::new(&s).unwrap();

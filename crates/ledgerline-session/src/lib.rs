@@ -401,10 +401,8 @@ mod tests {
 
     #[test]
     fn a_stream_larger_than_the_budget_is_refused() {
-        let settings = Settings {
-            memory_threshold_mb: 2, // a budget of 1 MiB
-            ..Settings::default()
-        };
+        let mut settings = Settings::default();
+        settings.memory_threshold_mb = 2; // a budget of 1 MiB
         let big = vec![b'a'; (1 << 20) + 1];
         let err = open_dyn_reader("s", &mut big.as_slice(), &settings)
             .err()
