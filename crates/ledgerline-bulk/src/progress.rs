@@ -59,6 +59,7 @@ pub enum BulkEvent<'a> {
 
 /// The run as a whole, as of an event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RunTotals {
     /// Files in the run.
     pub files_total: u64,

@@ -17,6 +17,7 @@ pub type FileOutcome = Result<Report, FileError>;
 
 /// One file of a run, as listed in the bulk report.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct FileEntry {
     /// The file's name in the report (its path as given, or an upload's
     /// name).
@@ -66,6 +67,7 @@ impl<'de> Deserialize<'de> for FileEntry {
 
 /// Sums over the files of a run that did not fail (SPEC §11).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// Files in the run.
     pub files: u64,
@@ -193,6 +195,7 @@ impl SummaryBuilder {
 
 /// An invoice id with valid lines in two or more files.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DuplicateInvoice {
     /// The invoice id.
     pub invoice_id: String,
@@ -203,6 +206,7 @@ pub struct DuplicateInvoice {
 /// Measurements of a bulk run (free form, like a report's metrics).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct BulkMetrics {
     /// `standard` or `optimized`.
     pub processor: String,
@@ -234,6 +238,7 @@ pub struct BulkMetrics {
 
 /// The bulk report of SPEC §11.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BulkReport {
     /// Always [`BULK_REPORT_VERSION`].
     pub ledgerline_bulk_report: u32,

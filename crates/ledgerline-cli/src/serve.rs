@@ -20,7 +20,7 @@ pub(crate) struct ServeArgs {
     /// Directory of the embedded store: uploads, reports, the database.
     #[arg(long, default_value = "ledgerline-data", value_name = "DIR")]
     data_dir: PathBuf,
-    /// The store: embedded in --data-dir (default), or redis://HOST[:PORT].
+    /// The store: embedded in --data-dir (default), or `redis://HOST:PORT`.
     #[arg(long, value_name = "URL")]
     store: Option<String>,
     /// Prefix of every key in a Redis store.

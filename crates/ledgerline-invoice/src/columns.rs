@@ -7,6 +7,7 @@ use crate::rules::Rules;
 
 /// The column index of every field, resolved from a header row.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Columns {
     index: [Option<usize>; 12],
     header_len: usize,

@@ -283,6 +283,7 @@ impl Cursor<'_> {
 /// 1,000 non-blank records after the header (the caller counts records and skips the
 /// values of ragged/unterminated/mis-encoded ones), then decide.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct DateOrderVote {
     /// Some A above 12 was seen: only day-first reads it.
     a_over_12: bool,

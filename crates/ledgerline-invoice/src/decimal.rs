@@ -42,6 +42,7 @@ const POW10: [u128; 39] = {
 /// derived `==` compares representations; use [`Decimal::cmp_value`] to
 /// compare values. A parsed zero is always [`Decimal::ZERO`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Decimal {
     /// The digits, with the sign.
     pub mantissa: i64,
@@ -298,6 +299,7 @@ impl Digits {
 /// Per-line amounts in minor units (integers), each round half away from zero to `minor`
 /// digits: net = round(q×p), tax = round(q×p×t), expected = round(q×p×(1+t)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LineAmounts {
     /// round(quantity × unit_price).
     pub net: i128,

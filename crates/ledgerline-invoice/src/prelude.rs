@@ -14,6 +14,7 @@ const VOTE_RECORDS: usize = 1000;
 
 /// What is known once the start of a file has been read.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Prelude {
     /// The header's row number.
     pub header_row: u64,

@@ -38,6 +38,7 @@ pub struct Validator<'a> {
 /// A row that passed every check of its own: a candidate for the aggregates,
 /// pending the cross-row `invoice_inconsistent` check.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Candidate {
     /// The row number.
     pub row: u64,
@@ -64,6 +65,7 @@ pub struct Candidate {
 /// The candidates of one invoice id within a chunk, summed, so merging
 /// looks each invoice up once per chunk instead of once per row.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Group {
     /// The first candidate of the invoice in this chunk: its key.
     pub first: u32,
@@ -81,6 +83,7 @@ pub struct Group {
 
 /// The result of validating one chunk, to be merged in chunk order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChunkResult {
     /// Blank rows.
     pub blank: u64,
