@@ -484,25 +484,39 @@ fn rate_limit_answers_429_and_health_stays_up() {
     }
 }
 
-/// kill -9 while a job runs; the next start resumes it, does not redo the
-/// files it had finished, and gives the uninterrupted run's report.
-#[test]
-fn killed_server_resumes_the_job_without_redoing_files() {
-    let input = temp_dir("restart");
+/// A server on a fresh data directory running a standard-processor job over
+/// `files` generated files of `copies` × 10k rows, once `done` of them have
+/// finished: the server, its data directory, the upload ids and the job.
+fn job_under_way(
+    files: usize,
+    copies: usize,
+    done: u64,
+) -> (Server, PathBuf, Vec<String>, ledgerline_api::JobAccepted) {
+    let input = temp_dir("under-way");
     let data = temp_dir("data");
-    let files: Vec<PathBuf> = (0..8)
-        .map(|i| big_csv(&input, &format!("f{i}.csv"), 2))
+    let paths: Vec<PathBuf> = (0..files)
+        .map(|i| big_csv(&input, &format!("f{i}.csv"), copies))
         .collect();
-    let mut server = Server::start(&data, &[]);
+    let server = Server::start(&data, &[]);
     let client = server.client();
-    let ids: Vec<String> = files
+    let ids: Vec<String> = paths
         .iter()
         .map(|p| client.upload_file(p).unwrap().id)
         .collect();
     let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
-    let before = wait_for(&client, &job.job_id, Duration::from_secs(120), |s| {
-        s.progress.files_done >= 2
+    wait_for(&client, &job.job_id, Duration::from_secs(120), |s| {
+        s.progress.files_done >= done
     });
+    (server, data, ids, job)
+}
+
+/// kill -9 while a job runs; the next start resumes it, does not redo the
+/// files it had finished, and gives the uninterrupted run's report.
+#[test]
+fn killed_server_resumes_the_job_without_redoing_files() {
+    let (mut server, data, ids, job) = job_under_way(8, 2, 2);
+    let client = server.client();
+    let before = client.job(&job.job_id).unwrap();
     assert!(
         before.progress.files_done < 8,
         "finished before the kill: {before:?}"
@@ -553,21 +567,7 @@ fn killed_server_resumes_the_job_without_redoing_files() {
 /// the running job resumes at the next start.
 #[test]
 fn sigterm_leaves_the_running_job_resumable() {
-    let input = temp_dir("term");
-    let data = temp_dir("data");
-    let files: Vec<PathBuf> = (0..6)
-        .map(|i| big_csv(&input, &format!("t{i}.csv"), 1))
-        .collect();
-    let mut server = Server::start(&data, &[]);
-    let client = server.client();
-    let ids: Vec<String> = files
-        .iter()
-        .map(|p| client.upload_file(p).unwrap().id)
-        .collect();
-    let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
-    wait_for(&client, &job.job_id, Duration::from_secs(120), |s| {
-        s.progress.files_done >= 1
-    });
+    let (mut server, data, _ids, job) = job_under_way(6, 1, 1);
     let status = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
