@@ -283,16 +283,7 @@ impl BulkProcessor {
                     },
                 );
             }
-            FileTally::default().finish(&tally, sizes[index]);
-            run.emit(
-                &tally,
-                BulkEvent::Finished {
-                    index,
-                    name: &file.name,
-                    outcome: &outcome,
-                    seconds: 0.0,
-                },
-            );
+            finish_unprocessed(run, &tally, index, &file.name, sizes[index], &outcome);
             if let Ok(mut slot) = outcomes[index].lock() {
                 *slot = Some(outcome);
             }
@@ -369,16 +360,7 @@ impl BulkProcessor {
                     FileErrorCode::Cancelled,
                     format!("{}: not started: the run was cancelled", file.name),
                 ));
-                FileTally::default().finish(&tally, sizes[index]);
-                run.emit(
-                    &tally,
-                    BulkEvent::Finished {
-                        index,
-                        name: &file.name,
-                        outcome: &outcome,
-                        seconds: 0.0,
-                    },
-                );
+                finish_unprocessed(run, &tally, index, &file.name, sizes[index], &outcome);
                 outcome
             });
             summary.add(&outcome);
@@ -522,6 +504,28 @@ impl BulkProcessor {
         );
         outcome
     }
+}
+
+/// Counts a file the run did not process (kept from an earlier run, or
+/// never started) as done, whole, and gives it its `Finished` event.
+fn finish_unprocessed(
+    run: &BulkRun,
+    tally: &Tally,
+    index: usize,
+    name: &str,
+    size: u64,
+    outcome: &FileOutcome,
+) {
+    FileTally::default().finish(tally, size);
+    run.emit(
+        tally,
+        BulkEvent::Finished {
+            index,
+            name,
+            outcome,
+            seconds: 0.0,
+        },
+    );
 }
 
 /// A file error's message naming the file by its report name rather than

@@ -49,6 +49,15 @@ fn big_csv(dir: &Path, name: &str, copies: usize) -> PathBuf {
     path
 }
 
+/// Uploads `n` generated files of `copies` × 10k rows named `PREFIX<i>.csv`;
+/// their ids.
+fn upload_big(client: &Client, input: &Path, prefix: &str, n: usize, copies: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| big_csv(input, &format!("{prefix}{i}.csv"), copies))
+        .map(|p| client.upload_file(&p).unwrap().id)
+        .collect()
+}
+
 /// The fixtures every test uploads: valid and invalid CSV, gzip, Excel.
 fn fixture_set(dir: &Path) -> Vec<PathBuf> {
     let names = [
@@ -98,7 +107,7 @@ fn comparable(mut report: Value) -> Value {
             .to_string_lossy()
             .to_string();
         o.insert("path".into(), Value::String(name));
-        strip(o.get_mut("report").unwrap());
+        ledgerline_core::strip_for_comparison(o.get_mut("report").unwrap());
     }
     for d in report["duplicate_invoices"].as_array_mut().unwrap() {
         for f in d["files"].as_array_mut().unwrap() {
@@ -107,18 +116,6 @@ fn comparable(mut report: Value) -> Value {
         }
     }
     report
-}
-
-fn strip(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            o.remove("metrics");
-            o.remove("message");
-            o.values_mut().for_each(strip);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip),
-        _ => {}
-    }
 }
 
 fn api_status(e: &ClientError) -> (u16, String) {
@@ -237,13 +234,7 @@ fn progress_moves_and_cancel_keeps_finished_files() {
     let input = temp_dir("big");
     let server = Server::fresh(&[]);
     let client = server.client();
-    let files: Vec<PathBuf> = (0..6)
-        .map(|i| big_csv(&input, &format!("big{i}.csv"), 2))
-        .collect();
-    let ids: Vec<String> = files
-        .iter()
-        .map(|p| client.upload_file(p).unwrap().id)
-        .collect();
+    let ids = upload_big(&client, &input, "big", 6, 2);
 
     // Progress observed moving, then succeeded.
     let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
@@ -494,15 +485,9 @@ fn job_under_way(
 ) -> (Server, PathBuf, Vec<String>, ledgerline_api::JobAccepted) {
     let input = temp_dir("under-way");
     let data = temp_dir("data");
-    let paths: Vec<PathBuf> = (0..files)
-        .map(|i| big_csv(&input, &format!("f{i}.csv"), copies))
-        .collect();
     let server = Server::start(&data, &[]);
     let client = server.client();
-    let ids: Vec<String> = paths
-        .iter()
-        .map(|p| client.upload_file(p).unwrap().id)
-        .collect();
+    let ids = upload_big(&client, &input, "f", files, copies);
     let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
     wait_for(&client, &job.job_id, Duration::from_secs(120), |s| {
         s.progress.files_done >= done
@@ -721,13 +706,7 @@ fn concurrent_jobs_share_the_budget() {
     let input = temp_dir("pair");
     let server = Server::fresh(&["--max-jobs", "2", "--memory-threshold", "256"]);
     let client = server.client();
-    let files: Vec<PathBuf> = (0..4)
-        .map(|i| big_csv(&input, &format!("p{i}.csv"), 2))
-        .collect();
-    let ids: Vec<String> = files
-        .iter()
-        .map(|p| client.upload_file(p).unwrap().id)
-        .collect();
+    let ids = upload_big(&client, &input, "p", 4, 2);
     let a = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
     let b = client.bulk(&ids, true, &BTreeMap::new()).unwrap();
     let started = Instant::now();

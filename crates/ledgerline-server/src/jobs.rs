@@ -230,7 +230,8 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
     } else {
         JobState::Succeeded
     };
-    let mut metrics = job_metrics(&report, processor);
+    let bytes: u64 = job.files.iter().map(|f| f.size).sum();
+    let mut metrics = job_metrics(&report, processor, bytes);
     if let Some(m) = metrics.as_object_mut() {
         // The process's CPU time while the job ran (other jobs running at
         // the same time count too).
@@ -249,15 +250,15 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
     tracing::info!(job = %id, state = state.as_str(), seconds = started.elapsed().as_secs_f64(), "job ended");
 }
 
-/// A job's `metrics`: the bulk run's, plus the job's totals.
-fn job_metrics(report: &BulkReport, processor: &str) -> serde_json::Value {
+/// A job's `metrics`: the bulk run's, plus the job's totals (`bytes`: its
+/// files' sizes).
+fn job_metrics(report: &BulkReport, processor: &str, bytes: u64) -> serde_json::Value {
     let mut metrics = serde_json::to_value(&report.metrics).unwrap_or_default();
     if let Some(m) = metrics.as_object_mut() {
         m.insert("processor".into(), processor.into());
         m.insert("files".into(), report.files.len().into());
         m.insert("rows".into(), report.summary.rows.total.into());
-        let bytes = report.metrics.bytes_per_second * report.metrics.elapsed_seconds;
-        m.insert("bytes".into(), (bytes.round() as u64).into());
+        m.insert("bytes".into(), bytes.into());
     }
     metrics
 }
@@ -352,13 +353,7 @@ impl JobSink {
         let state = self.lock();
         let mut status = state.job.status();
         let elapsed = self.started.elapsed().as_secs_f64();
-        let per_second = |n: u64| {
-            if elapsed > 0.0 {
-                n as f64 / elapsed
-            } else {
-                0.0
-            }
-        };
+        let per_second = |n: u64| ledgerline_session::per_second(n, elapsed);
         status.metrics = serde_json::json!({
             "processor": self.processor,
             "elapsed_seconds": elapsed,

@@ -495,7 +495,7 @@ impl Server {
         )
         .await;
         // Serving ended (by the signal, or an error): stop the runners too.
-        let _ = stopped.wait_for(|s| *s).await.ok();
+        let _ = stopped.wait_for(|s| *s).await;
         while let Some(r) = runners.join_next().await {
             if let Err(e) = r {
                 tracing::error!(error = %e, "a job runner failed");

@@ -194,7 +194,7 @@ pub(crate) fn body_error(e: &axum::Error) -> ApiError {
 fn is_length_limit(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if s.is::<http_body_util_limited::LengthLimitError>() {
+        if s.is::<http_body_util::LengthLimitError>() {
             return true;
         }
         source = s.source();
@@ -211,8 +211,4 @@ pub(crate) fn multipart_error(e: MultipartError) -> ApiError {
     } else {
         ApiError::BadRequest(format!("malformed multipart body: {text}"))
     }
-}
-
-mod http_body_util_limited {
-    pub(crate) use http_body_util::LengthLimitError;
 }
