@@ -63,6 +63,9 @@ enum Command {
     Gen(gen::GenArgs),
     /// Serve the HTTP API (SPEC §12): uploads, bulk jobs, progress, reports.
     Serve(serve::ServeArgs),
+    /// Work on the file tasks of a Redis store's jobs (SPEC §13), beside
+    /// any number of other workers and servers.
+    Worker(serve::WorkerArgs),
     /// Talk to a server: health, upload, bulk, status, watch, report,
     /// cancel, or an interactive session.
     Client(serve::ClientArgs),
@@ -189,6 +192,7 @@ fn main() {
         Command::Process(args) => process(args),
         Command::Bulk(args) => bulk_command(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Worker(args) => serve::worker(args),
         Command::Gen(args) => gen::run(args),
         Command::Client(args) => serve::client(args),
         Command::Compare(args) => match settings_from(&args.settings) {

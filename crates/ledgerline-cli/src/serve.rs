@@ -17,15 +17,12 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (use 0.0.0.0:PORT to listen beyond this machine).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     addr: SocketAddr,
-    /// Directory of the embedded store: uploads, reports, the database.
+    /// Directory of the embedded store: uploads, reports, the database
+    /// (with --files: only uploads on their way in).
     #[arg(long, default_value = "ledgerline-data", value_name = "DIR")]
     data_dir: PathBuf,
-    /// The store: embedded in --data-dir (default), or `redis://HOST:PORT`.
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
-    /// Prefix of every key in a Redis store.
-    #[arg(long, default_value = "ledgerline", value_name = "PREFIX")]
-    store_prefix: String,
+    #[command(flatten)]
+    shared: SharedArgs,
     /// Bearer token every endpoint but health requires.
     #[arg(
         long,
@@ -52,11 +49,106 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 10, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout: u64,
-    /// Serve the API only; run no jobs.
+    /// Serve the API only; run no jobs (with a Redis store: workers do).
     #[arg(long)]
     no_work: bool,
     #[command(flatten)]
     settings: SettingArgs,
+}
+
+/// What `serve` and `worker` share: where the deployment's state lives and
+/// how work is taken.
+#[derive(Debug, Args)]
+struct SharedArgs {
+    /// The store: embedded in --data-dir (default), or `redis://HOST:PORT`
+    /// (jobs, progress and the task queue in Redis, shared by every server
+    /// and worker).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// Prefix of every key in a Redis store (deployments can share a Redis).
+    #[arg(long, default_value = "ledgerline", value_name = "PREFIX")]
+    store_prefix: String,
+    /// Where uploads and reports live, reachable by every process:
+    /// `file:///shared/dir` or `s3://bucket/prefix` (AWS_* variables:
+    /// AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_ALLOW_HTTP). Default: --data-dir. Needs a Redis store.
+    #[arg(long, value_name = "URL")]
+    files: Option<String>,
+    /// With a Redis store: files worked on at once by this process (they
+    /// share the memory budget and the cores).
+    #[arg(long, default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    concurrency: u64,
+    /// With a Redis store: seconds a task may go without a sign of life
+    /// from its worker before another worker takes it over.
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    claim_after: u64,
+}
+
+impl SharedArgs {
+    fn apply(self, config: &mut ServerConfig) {
+        config.store = self.store;
+        config.store_prefix = self.store_prefix;
+        config.files = self.files;
+        config.concurrency = self.concurrency as usize;
+        config.claim_after = std::time::Duration::from_secs(self.claim_after);
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Local directory for spooled copies of remote files.
+    #[arg(long, default_value = "ledgerline-spool", value_name = "DIR")]
+    spool_dir: PathBuf,
+    #[command(flatten)]
+    shared: SharedArgs,
+    #[command(flatten)]
+    settings: SettingArgs,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// The exit status of a server or worker that ended.
+fn exit_status(what: &str, result: Result<(), ServerError>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e @ ServerError::Config(_)) => {
+            eprintln!("ledgerline {what}: {e}");
+            2
+        }
+        Err(e) => {
+            eprintln!("ledgerline {what}: {e}");
+            1
+        }
+    }
+}
+
+pub(crate) fn worker(args: WorkerArgs) -> i32 {
+    let settings = match settings_from(&args.settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ledgerline: {}: {}", e.code, e.message);
+            return 2;
+        }
+    };
+    init_logging();
+    let mut config = ServerConfig::new(args.spool_dir);
+    args.shared.apply(&mut config);
+    if config.files.is_none() {
+        eprintln!("ledgerline worker: --files is required (where uploads and reports live)");
+        return 2;
+    }
+    config.settings = settings;
+    exit_status("worker", ledgerline_server::work_until_signal(config))
 }
 
 pub(crate) fn serve(args: ServeArgs) -> i32 {
@@ -67,17 +159,10 @@ pub(crate) fn serve(args: ServeArgs) -> i32 {
             return 2;
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging();
     let mut config = ServerConfig::new(args.data_dir);
     config.addr = args.addr;
-    config.store = args.store;
-    config.store_prefix = args.store_prefix;
+    args.shared.apply(&mut config);
     config.settings = settings;
     config.token = args.token.filter(|t| !t.is_empty());
     config.max_upload_bytes = args.max_upload_mb.saturating_mul(1024 * 1024);
@@ -86,17 +171,7 @@ pub(crate) fn serve(args: ServeArgs) -> i32 {
     config.rate_limit = args.rate_limit;
     config.work = !args.no_work;
     config.header_timeout = std::time::Duration::from_secs(args.header_timeout);
-    match ledgerline_server::serve_until_signal(config) {
-        Ok(()) => 0,
-        Err(e @ ServerError::Config(_)) => {
-            eprintln!("ledgerline serve: {e}");
-            2
-        }
-        Err(e) => {
-            eprintln!("ledgerline serve: {e}");
-            1
-        }
-    }
+    exit_status("serve", ledgerline_server::serve_until_signal(config))
 }
 
 #[derive(Debug, Args)]

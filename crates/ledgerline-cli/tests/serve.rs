@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{temp_dir, Server};
+use common::{comparable, temp_dir, Server};
 use ledgerline_api::{FileState, JobState, JobStatus};
 use ledgerline_client::{Client, ClientError};
 use serde_json::Value;
@@ -21,12 +21,6 @@ use sha2::{Digest, Sha256};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-impl Server {
-    fn client(&self) -> Client {
-        Client::new(&self.url, None).unwrap()
-    }
 }
 
 fn sha256(path: &Path) -> String {
@@ -92,30 +86,6 @@ fn fixture_set(dir: &Path) -> Vec<PathBuf> {
     }
     files.sort();
     files
-}
-
-/// A bulk report in the form compared: `metrics`, `message`s and
-/// `file_id`s removed, each `path` cut to its file name.
-fn comparable(mut report: Value) -> Value {
-    report.as_object_mut().unwrap().remove("metrics");
-    for f in report["files"].as_array_mut().unwrap() {
-        let o = f.as_object_mut().unwrap();
-        o.remove("file_id");
-        let name = Path::new(o["path"].as_str().unwrap())
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
-        o.insert("path".into(), Value::String(name));
-        ledgerline_core::strip_for_comparison(o.get_mut("report").unwrap());
-    }
-    for d in report["duplicate_invoices"].as_array_mut().unwrap() {
-        for f in d["files"].as_array_mut().unwrap() {
-            let name = Path::new(f.as_str().unwrap()).file_name().unwrap();
-            *f = Value::String(name.to_string_lossy().to_string());
-        }
-    }
-    report
 }
 
 fn api_status(e: &ClientError) -> (u16, String) {

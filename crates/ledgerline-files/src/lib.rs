@@ -1,12 +1,19 @@
 //! Where uploads and reports live when several processes share them: the
 //! [`FileStore`] trait and its implementation over the `object_store`
-//! crate, [`ObjectFiles`] (`file:///shared/dir` today; `s3://` is the next
-//! step of the many-machines work).
+//! crate, [`ObjectFiles`]: `file:///shared/dir` (a directory every process
+//! sees; the embedded server's data directory is one too) and, with the
+//! `s3` feature, `s3://bucket/prefix` (any S3-compatible storage).
 //!
 //! Files are streamed both ways, never held whole: [`FileStore::put_file`]
 //! sends a local file in parts, [`FileStore::get_to_file`] writes a stored
 //! file to a local spool file (the readers need a seekable file), under a
-//! temporary name renamed when complete.
+//! temporary name renamed when complete; [`FileStore::get_stream`] hands a
+//! stored file on in chunks. A `file:///` store also tells where a key is on
+//! disk ([`FileStore::local_path`]), so readers on the same machine open it
+//! directly instead of spooling a copy.
+//!
+//! [`layout`] names what a deployment keeps (uploads, per-file outcomes,
+//! job reports) and reads and writes the small ones.
 //!
 //! # Example
 //!
@@ -21,11 +28,14 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod layout;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
@@ -37,7 +47,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[non_exhaustive]
 pub enum FilesError {
     /// The store's URL is not one this build serves.
-    #[error("unsupported file store {0:?}: expected file:///absolute/dir")]
+    #[error("unsupported file store {0:?}: expected file:///absolute/dir or s3://bucket[/prefix]")]
     Unsupported(String),
     /// A key that is not a plain relative path.
     #[error("not a file key: {0:?}")]
@@ -49,6 +59,14 @@ pub enum FilesError {
         key: String,
         /// What the store said.
         source: object_store::Error,
+    },
+    /// A kept object that does not parse.
+    #[error("{key}: corrupt: {message}")]
+    Corrupt {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
     },
     /// A local file failed.
     #[error("{path}: {source}")]
@@ -82,8 +100,30 @@ pub trait FileStore: Send + Sync + 'static {
     /// bytes (a larger one is an error, never read).
     async fn get_bytes(&self, key: &str, limit: u64) -> Result<Option<Bytes>, FilesError>;
 
+    /// The file at `key` as a stream of chunks; `Ok(None)` when there is
+    /// none.
+    async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<Option<BoxStream<'static, Result<Bytes, FilesError>>>, FilesError>;
+
     /// Removes `key`; `false` when there was nothing.
     async fn delete(&self, key: &str) -> Result<bool, FilesError>;
+
+    /// Where `key` is on this machine's disk, for a store that is a local
+    /// directory (`None` otherwise, or for a bad key): readers open it
+    /// there instead of spooling a copy.
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
+
+    /// Stores the local file `local` under `key` and removes `local`: a
+    /// rename when both are on one file system, else a streamed copy.
+    async fn put_moving(&self, key: &str, local: &Path) -> Result<u64, FilesError> {
+        let size = self.put_file(key, local).await?;
+        let _ = tokio::fs::remove_file(local).await;
+        Ok(size)
+    }
 }
 
 /// A [`FileStore`] over `object_store`.
@@ -91,6 +131,8 @@ pub trait FileStore: Send + Sync + 'static {
 pub struct ObjectFiles {
     store: Arc<dyn ObjectStore>,
     url: String,
+    /// The directory of a `file:///` store.
+    root: Option<PathBuf>,
 }
 
 /// The part size of streamed uploads.
@@ -98,22 +140,65 @@ const PART: usize = 8 << 20;
 
 impl ObjectFiles {
     /// Opens the store at `url`: `file:///absolute/dir` (created if
-    /// missing).
+    /// missing) or, with the `s3` feature, `s3://bucket[/prefix]`,
+    /// configured from the usual `AWS_*` variables (`AWS_ENDPOINT_URL` for
+    /// an S3-compatible server, `AWS_ALLOW_HTTP=true` for one without TLS,
+    /// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
     pub fn open(url: &str) -> Result<ObjectFiles, FilesError> {
-        let Some(dir) = url.strip_prefix("file://").filter(|d| d.starts_with('/')) else {
+        if let Some(dir) = url.strip_prefix("file://").filter(|d| d.starts_with('/')) {
+            return ObjectFiles::open_dir(Path::new(dir));
+        }
+        #[cfg(feature = "s3")]
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return ObjectFiles::open_s3(url, rest);
+        }
+        Err(FilesError::Unsupported(url.to_string()))
+    }
+
+    /// Opens the directory `dir` as a store (created if missing).
+    pub fn open_dir(dir: &Path) -> Result<ObjectFiles, FilesError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let root = std::fs::canonicalize(dir).map_err(io_err(dir))?;
+        let store =
+            LocalFileSystem::new_with_prefix(&root).map_err(|source| FilesError::Store {
+                key: String::new(),
+                source,
+            })?;
+        Ok(ObjectFiles {
+            store: Arc::new(store),
+            url: format!("file://{}", root.display()),
+            root: Some(root),
+        })
+    }
+
+    #[cfg(feature = "s3")]
+    fn open_s3(url: &str, rest: &str) -> Result<ObjectFiles, FilesError> {
+        use object_store::aws::AmazonS3Builder;
+        use object_store::prefix::PrefixStore;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/');
+        if bucket.is_empty() || (!prefix.is_empty() && key_path(prefix).is_err()) {
             return Err(FilesError::Unsupported(url.to_string()));
-        };
-        std::fs::create_dir_all(dir).map_err(|source| FilesError::Io {
-            path: dir.into(),
-            source,
-        })?;
-        let store = LocalFileSystem::new_with_prefix(dir).map_err(|source| FilesError::Store {
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        // The endpoint of an S3-compatible server (the AWS SDKs' name; the
+        // builder reads only `AWS_ENDPOINT`).
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let s3 = builder.build().map_err(|source| FilesError::Store {
             key: String::new(),
             source,
         })?;
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
         Ok(ObjectFiles {
-            store: Arc::new(store),
+            store,
             url: url.to_string(),
+            root: None,
         })
     }
 }
@@ -241,6 +326,54 @@ impl FileStore for ObjectFiles {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(key)(e)),
         }
+    }
+
+    async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<Option<BoxStream<'static, Result<Bytes, FilesError>>>, FilesError> {
+        let path = key_path(key)?;
+        let result = match self.store.get(&path).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(store_err(key)(e)),
+        };
+        let key = key.to_string();
+        Ok(Some(
+            result
+                .into_stream()
+                .map(move |chunk| {
+                    chunk.map_err(|source| FilesError::Store {
+                        key: key.clone(),
+                        source,
+                    })
+                })
+                .boxed(),
+        ))
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        let root = self.root.as_ref()?;
+        key_path(key).ok()?;
+        Some(root.join(key))
+    }
+
+    async fn put_moving(&self, key: &str, local: &Path) -> Result<u64, FilesError> {
+        if let Some(target) = self.local_path(key) {
+            let size = tokio::fs::metadata(local)
+                .await
+                .map_err(io_err(local))?
+                .len();
+            if let Some(dir) = target.parent() {
+                tokio::fs::create_dir_all(dir).await.map_err(io_err(dir))?;
+            }
+            if tokio::fs::rename(local, &target).await.is_ok() {
+                return Ok(size);
+            }
+        }
+        let size = self.put_file(key, local).await?;
+        let _ = tokio::fs::remove_file(local).await;
+        Ok(size)
     }
 
     async fn delete(&self, key: &str) -> Result<bool, FilesError> {

@@ -13,11 +13,12 @@ use ledgerline_bulk::{
     RunTotals,
 };
 use ledgerline_core::{CancelToken, FileError, FileErrorCode, Report};
+use ledgerline_files::{layout, FileStore};
 use ledgerline_store::{now_ms, FileUpdate, JobRecord};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Queue};
 
 /// How often live progress is published to the events streams.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
@@ -27,11 +28,14 @@ const PERSIST_EVERY: u32 = 5;
 
 /// One runner: claims jobs one at a time until shutdown.
 pub(crate) async fn runner(app: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let Queue::Jobs(queue) = app.queue.clone() else {
+        return;
+    };
     loop {
         if *shutdown.borrow() {
             break;
         }
-        match app.store.claim_job(now_ms()).await {
+        match queue.claim_job(now_ms()).await {
             Ok(Some(job)) => {
                 run_job(&app, job, shutdown.clone()).await;
                 continue;
@@ -47,7 +51,7 @@ pub(crate) async fn runner(app: Arc<AppState>, mut shutdown: watch::Receiver<boo
     }
 }
 
-fn processor_name(use_optimized: bool) -> &'static str {
+pub(crate) fn processor_name(use_optimized: bool) -> &'static str {
     if use_optimized {
         "optimized"
     } else {
@@ -55,13 +59,19 @@ fn processor_name(use_optimized: bool) -> &'static str {
     }
 }
 
-/// A job made ready to run: its bulk processor, files, and the outcomes an
-/// earlier run of it kept.
-type Prepared = (BulkProcessor, Vec<BulkFile>, Vec<Option<Prior>>);
+/// A job made ready to run: its bulk processor, files, the outcomes an
+/// earlier run of it kept, and the finished files whose outcome is missing.
+pub(crate) struct Prepared {
+    pub(crate) bulk: BulkProcessor,
+    pub(crate) files: Vec<BulkFile>,
+    pub(crate) prior: Vec<Option<Prior>>,
+    pub(crate) missing: Vec<usize>,
+}
 
-/// The bulk processor and files for `job`, and the outcomes kept by an
-/// earlier run of it.
-fn prepare(app: &AppState, job: &JobRecord) -> Result<Prepared, FileError> {
+/// The bulk processor and files for `job` (read where the file store keeps
+/// them, when it is a local directory), and the outcomes kept by an earlier
+/// run of it.
+pub(crate) async fn prepare(app: &AppState, job: &JobRecord) -> Result<Prepared, FileError> {
     let settings = app.job_settings(&job.settings)?;
     let mut bulk = BulkProcessor::new(settings).use_optimized(job.use_optimized);
     if let Some(limits) = app.config.job_limits() {
@@ -71,35 +81,50 @@ fn prepare(app: &AppState, job: &JobRecord) -> Result<Prepared, FileError> {
         .files
         .iter()
         .map(|f| BulkFile {
-            // An id that is no id cannot happen (ids are checked on the way
-            // in); an empty path would make it that file's `io` error.
-            path: app.data.upload_path(&f.file_id).unwrap_or_default(),
+            // An empty path (a remote store) makes it that file's `io`
+            // error, if it is ever read.
+            path: app
+                .files
+                .local_path(&layout::upload(&f.file_id))
+                .unwrap_or_default(),
             name: f.name.clone(),
             id: Some(f.file_id.clone()),
         })
         .collect();
-    let prior = job
-        .files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            if !matches!(f.state, FileState::Done | FileState::Failed) {
-                return None;
-            }
-            match app.data.read_outcome(&job.id, i) {
-                Ok(Some((report, invoices))) => outcome_from_json(report).map(|outcome| Prior {
-                    outcome,
-                    invoices,
-                }),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(job = %job.id, file = i, error = %e, "kept outcome unreadable; processing the file again");
-                    None
-                }
-            }
-        })
-        .collect();
-    Ok((bulk, files, prior))
+    let mut prior = Vec::with_capacity(job.files.len());
+    let mut missing = Vec::new();
+    for (i, f) in job.files.iter().enumerate() {
+        if !matches!(f.state, FileState::Done | FileState::Failed) {
+            prior.push(None);
+            continue;
+        }
+        let kept = kept_outcome(&*app.files, &job.id, i).await;
+        if kept.is_none() {
+            missing.push(i);
+        }
+        prior.push(kept);
+    }
+    Ok(Prepared {
+        bulk,
+        files,
+        prior,
+        missing,
+    })
+}
+
+/// File `index`'s kept outcome, `None` when there is none (or it cannot be
+/// read: said in the log).
+async fn kept_outcome(files: &dyn FileStore, job: &str, index: usize) -> Option<Prior> {
+    match layout::read_outcome(files, job, index).await {
+        Ok(Some((report, invoices))) => {
+            outcome_from_json(report).map(|outcome| Prior { outcome, invoices })
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(job, file = index, error = %e, "kept outcome unreadable");
+            None
+        }
+    }
 }
 
 fn outcome_from_json(value: serde_json::Value) -> Option<FileOutcome> {
@@ -109,7 +134,7 @@ fn outcome_from_json(value: serde_json::Value) -> Option<FileOutcome> {
     }
 }
 
-fn outcome_json(outcome: &FileOutcome) -> Vec<u8> {
+pub(crate) fn outcome_json(outcome: &FileOutcome) -> Vec<u8> {
     match outcome {
         Ok(report) => serde_json::to_vec(report),
         Err(e) => serde_json::to_vec(&e.to_report_json()),
@@ -123,13 +148,11 @@ pub(crate) async fn rebuild_report(
     app: &Arc<AppState>,
     job: &JobRecord,
 ) -> Result<BulkReport, ApiError> {
-    let app2 = Arc::clone(app);
-    let job2 = job.clone();
+    let p = prepare(app, job).await.map_err(ApiError::File)?;
     let report = tokio::task::spawn_blocking(move || {
-        let (bulk, files, prior) = prepare(&app2, &job2)?;
         let run = BulkRun::default();
         run.cancel.cancel();
-        bulk.resume(&files, prior, &run)
+        p.bulk.resume(&p.files, p.prior, &run)
     })
     .await
     .map_err(|e| ApiError::Internal(format!("report task failed: {e}")))?
@@ -138,13 +161,16 @@ pub(crate) async fn rebuild_report(
     Ok(report)
 }
 
-async fn write_report(app: &Arc<AppState>, job: &str, report: &BulkReport) -> Result<(), ApiError> {
+pub(crate) async fn write_report(
+    app: &AppState,
+    job: &str,
+    report: &BulkReport,
+) -> Result<(), ApiError> {
     let bytes = serde_json::to_vec(report).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (data, job) = (app.data.clone(), job.to_string());
-    tokio::task::spawn_blocking(move || data.write_report(&job, &bytes))
+    app.files
+        .put_bytes(&layout::report(job), bytes.into())
         .await
-        .map_err(|e| ApiError::Internal(format!("report task failed: {e}")))??;
-    Ok(())
+        .map_err(|e| ApiError::Internal(format!("cannot keep the report: {e}")))
 }
 
 /// Runs one claimed job to its end (or, on shutdown, leaves it to be
@@ -155,14 +181,11 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
     let id = job.id.clone();
     let processor = processor_name(job.use_optimized);
     tracing::info!(job = %id, files = job.files.len(), processor, "job started");
-    let prepared = {
-        let (app, job) = (Arc::clone(app), job.clone());
-        tokio::task::spawn_blocking(move || prepare(&app, &job)).await
-    };
-    let (bulk, files, prior) = match prepared {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => return fail(app, &id, e.code.as_str(), &e.message).await,
-        Err(e) => return fail(app, &id, "internal", &e.to_string()).await,
+    let Prepared {
+        bulk, files, prior, ..
+    } = match prepare(app, &job).await {
+        Ok(p) => p,
+        Err(e) => return fail(app, &id, e.code.as_str(), &e.message).await,
     };
     let cancel = CancelToken::new();
     let sink = Arc::new(JobSink::new(
@@ -230,8 +253,7 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
     } else {
         JobState::Succeeded
     };
-    let bytes: u64 = job.files.iter().map(|f| f.size).sum();
-    let mut metrics = job_metrics(&report, processor, bytes);
+    let mut metrics = job_metrics(&report, processor, &job);
     if let Some(m) = metrics.as_object_mut() {
         // The process's CPU time while the job ran (other jobs running at
         // the same time count too).
@@ -252,7 +274,12 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
 
 /// A job's `metrics`: the bulk run's, plus the job's totals (`bytes`: its
 /// files' sizes).
-fn job_metrics(report: &BulkReport, processor: &str, bytes: u64) -> serde_json::Value {
+pub(crate) fn job_metrics(
+    report: &BulkReport,
+    processor: &str,
+    job: &JobRecord,
+) -> serde_json::Value {
+    let bytes: u64 = job.files.iter().map(|f| f.size).sum();
     let mut metrics = serde_json::to_value(&report.metrics).unwrap_or_default();
     if let Some(m) = metrics.as_object_mut() {
         m.insert("processor".into(), processor.into());
@@ -263,7 +290,7 @@ fn job_metrics(report: &BulkReport, processor: &str, bytes: u64) -> serde_json::
     metrics
 }
 
-async fn fail(app: &Arc<AppState>, id: &str, code: &str, message: &str) {
+pub(crate) async fn fail(app: &Arc<AppState>, id: &str, code: &str, message: &str) {
     tracing::error!(job = %id, code, message, "job failed");
     let error = ErrorDetail {
         code: code.to_string(),
@@ -280,7 +307,7 @@ async fn fail(app: &Arc<AppState>, id: &str, code: &str, message: &str) {
 }
 
 /// Records the end of a job in the store, then tells the events streams.
-async fn finish(
+pub(crate) async fn finish(
     app: &Arc<AppState>,
     id: &str,
     state: JobState,
@@ -299,6 +326,27 @@ async fn finish(
         Ok(Some(job)) => app.live.publish(job.status()),
         _ => tracing::warn!(job = %id, "ended job not found in the store"),
     }
+}
+
+/// Counts a finished file in the metrics.
+pub(crate) fn record_file(
+    processor: &'static str,
+    outcome: &FileOutcome,
+    rows: u64,
+    bytes: u64,
+    seconds: f64,
+) {
+    let outcome_label = match outcome {
+        Ok(r) if r.rows.invalid == 0 => "valid",
+        Ok(_) => "with_invalid_rows",
+        Err(_) => "failed",
+    };
+    let p = processor;
+    metrics::counter!("ledgerline_files_processed_total", "processor" => p, "outcome" => outcome_label)
+        .increment(1);
+    metrics::counter!("ledgerline_rows_processed_total", "processor" => p).increment(rows);
+    metrics::counter!("ledgerline_bytes_read_total", "processor" => p).increment(bytes);
+    metrics::histogram!("ledgerline_file_processing_seconds", "processor" => p).record(seconds);
 }
 
 /// What the runner knows of a running job, fed by the bulk run's events.
@@ -416,11 +464,14 @@ impl JobSink {
             Ok(report) => rows_read.max(report.rows.total),
             Err(_) => rows_read,
         };
-        if let Err(e) = self
-            .app
-            .data
-            .write_outcome(&id, index, &outcome_json(outcome), &invoices)
-        {
+        let kept = self.handle.block_on(layout::write_outcome(
+            &*self.app.files,
+            &id,
+            index,
+            outcome_json(outcome),
+            &invoices,
+        ));
+        if let Err(e) = kept {
             // Not kept: the file stays unfinished in the store and is
             // processed again if the job is resumed.
             tracing::error!(job = %id, file = index, error = %e, "cannot keep a file's outcome");
@@ -438,17 +489,7 @@ impl JobSink {
         {
             tracing::error!(job = %id, file = index, error = %e, "cannot record a finished file");
         }
-        let outcome_label = match outcome {
-            Ok(r) if r.rows.invalid == 0 => "valid",
-            Ok(_) => "with_invalid_rows",
-            Err(_) => "failed",
-        };
-        let p = self.processor;
-        metrics::counter!("ledgerline_files_processed_total", "processor" => p, "outcome" => outcome_label)
-            .increment(1);
-        metrics::counter!("ledgerline_rows_processed_total", "processor" => p).increment(rows);
-        metrics::counter!("ledgerline_bytes_read_total", "processor" => p).increment(size);
-        metrics::histogram!("ledgerline_file_processing_seconds", "processor" => p).record(seconds);
+        record_file(self.processor, outcome, rows, size, seconds);
         (file_state, rows)
     }
 }

@@ -17,6 +17,13 @@
 //!   Server-Sent Events on `/v1/jobs/{id}/events`); `/metrics` serves
 //!   Prometheus text; `/v1/openapi.json` the OpenAPI document generated
 //!   from the handlers.
+//! - Uploads, per-file outcomes and reports live in a
+//!   [`FileStore`](ledgerline_files::FileStore): the data directory, or
+//!   with `--files` a shared directory or S3-compatible storage.
+//! - With `--store redis://…` the jobs live in Redis and their files are
+//!   tasks on a Redis Stream: this server (unless `work` is off) and any
+//!   number of [`run_worker`] processes on any machine take them; the
+//!   events stream follows every job through Redis Pub/Sub.
 //!
 //! # Example
 //!
@@ -38,6 +45,7 @@ mod live;
 mod monitor;
 mod routes;
 mod upload;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -50,7 +58,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use ledgerline_core::{FileError, RunLimits, Settings};
-use ledgerline_store::{DataDir, SqliteStore, Store, StoreError};
+use ledgerline_files::{FileStore, ObjectFiles};
+use ledgerline_store::{DataDir, JobQueue, RedisStore, SqliteStore, Store, StoreError};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tower_http::compression::CompressionLayer;
@@ -73,11 +82,22 @@ const MAX_JSON_BYTES: usize = 1 << 20;
 pub struct ServerConfig {
     /// Where to listen (default `127.0.0.1:8080`; port 0 picks a free one).
     pub addr: SocketAddr,
-    /// The embedded store's directory: uploads, reports, the database.
+    /// The embedded store's directory: the database, uploads and reports;
+    /// with `files` set, only uploads on their way in.
     pub data_dir: PathBuf,
     /// The store: `None` (or `embedded`) for the embedded one, or
-    /// `redis://host:port[/db]` (uploads and reports stay in `data_dir`).
+    /// `redis://host:port[/db]`.
     pub store: Option<String>,
+    /// Where uploads and reports live: `None` for `data_dir`, or a
+    /// `file:///shared/dir` or `s3://bucket/prefix` every process of the
+    /// deployment reaches (with a Redis store only).
+    pub files: Option<String>,
+    /// With a Redis store: files this process works on at once (default
+    /// 2); they share the memory budget and the cores.
+    pub concurrency: usize,
+    /// With a Redis store: how long a task may go without a sign of life
+    /// from its worker before another takes it over (default 60 s).
+    pub claim_after: Duration,
     /// The prefix of every key in a Redis store (several deployments can
     /// share one Redis); default `ledgerline`.
     pub store_prefix: String,
@@ -113,6 +133,9 @@ impl ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir,
             store: None,
+            files: None,
+            concurrency: 2,
+            claim_after: Duration::from_secs(60),
             store_prefix: "ledgerline".to_string(),
             settings: Settings::from_env().unwrap_or_default(),
             token: std::env::var("LEDGERLINE_API_TOKEN")
@@ -131,13 +154,19 @@ impl ServerConfig {
     /// What each job may use when several run at once: an equal share of
     /// the budget and of the cores. `None` for one job at a time.
     fn job_limits(&self) -> Option<RunLimits> {
-        if self.max_jobs <= 1 {
+        self.limits_for(self.max_jobs)
+    }
+
+    /// An equal share of the budget and the cores for each of `n` runs.
+    fn limits_for(&self, n: usize) -> Option<RunLimits> {
+        if n <= 1 {
             return None;
         }
-        let n = self.max_jobs as u64;
+        let share = n;
+        let n = n as u64;
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
         Some(RunLimits {
-            workers: Some((cores / self.max_jobs).max(1)),
+            workers: Some((cores / share).max(1)),
             memory_bytes: Some(self.settings.memory_threshold_mb * 1024 * 1024 / n),
         })
     }
@@ -163,10 +192,23 @@ pub enum ServerError {
     Config(String),
 }
 
-/// What every handler and runner shares.
+/// How this deployment hands out work.
+#[derive(Clone)]
+pub(crate) enum Queue {
+    /// Whole jobs to this process (the embedded store).
+    Jobs(Arc<dyn JobQueue>),
+    /// File tasks to any worker (Redis).
+    Tasks(Arc<RedisStore>),
+}
+
+/// What every handler, runner and worker shares.
 pub(crate) struct AppState {
     pub(crate) config: ServerConfig,
     pub(crate) store: Arc<dyn Store>,
+    pub(crate) queue: Queue,
+    /// Uploads, outcomes, reports.
+    pub(crate) files: Arc<dyn FileStore>,
+    /// Where uploads arrive (and, for workers, remote files are spooled).
     pub(crate) data: DataDir,
     pub(crate) live: live::Live,
     pub(crate) notify: Notify,
@@ -174,6 +216,88 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    /// Opens the data directory, the store and the file store.
+    async fn open(
+        config: ServerConfig,
+    ) -> Result<(Arc<AppState>, watch::Sender<bool>), ServerError> {
+        let redis_url = match config.store.as_deref() {
+            None | Some("embedded") => None,
+            Some(url) if url.starts_with("redis://") => Some(url.to_string()),
+            Some(other) => {
+                return Err(ServerError::Config(format!(
+                    "unsupported store {other:?}: expected embedded or redis://host:port"
+                )))
+            }
+        };
+        if config.max_jobs == 0 || config.queue_depth == 0 || config.concurrency == 0 {
+            return Err(ServerError::Config(
+                "max_jobs, queue_depth and concurrency must be at least 1".into(),
+            ));
+        }
+        if redis_url.is_none() && config.files.is_some() {
+            return Err(ServerError::Config(
+                "--files needs --store redis://…: the embedded store keeps its files in --data-dir"
+                    .into(),
+            ));
+        }
+        let data = {
+            let dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || DataDir::open(&dir))
+                .await
+                .map_err(|e| ServerError::Config(e.to_string()))??
+        };
+        let files: Arc<dyn FileStore> = Arc::new(
+            match config.files.as_deref() {
+                Some(url) => ObjectFiles::open(url),
+                None => ObjectFiles::open_dir(data.root()),
+            }
+            .map_err(|e| ServerError::Config(e.to_string()))?,
+        );
+        let (store, queue): (Arc<dyn Store>, Queue) = match redis_url {
+            None => {
+                let sqlite = Arc::new(SqliteStore::open(&data.database_path())?);
+                (sqlite.clone(), Queue::Jobs(sqlite))
+            }
+            Some(url) => {
+                let redis = Arc::new(
+                    tokio::time::timeout(
+                        STORE_TIMEOUT,
+                        RedisStore::connect(&url, &config.store_prefix),
+                    )
+                    .await
+                    .map_err(|_| {
+                        ServerError::Config(format!(
+                            "{url}: no answer within {} s",
+                            STORE_TIMEOUT.as_secs()
+                        ))
+                    })??,
+                );
+                (redis.clone(), Queue::Tasks(redis))
+            }
+        };
+        let (shutdown, rx) = watch::channel(false);
+        let app = Arc::new(AppState {
+            config,
+            store,
+            queue,
+            files,
+            data,
+            live: live::Live::default(),
+            notify: Notify::new(),
+            shutdown: rx,
+        });
+        Ok((app, shutdown))
+    }
+
+    /// Removes upload `id`'s bytes (nothing when there are none).
+    pub(crate) async fn remove_upload(&self, id: &str) -> Result<(), ApiError> {
+        self.files
+            .delete(&ledgerline_files::layout::upload(id))
+            .await
+            .map(drop)
+            .map_err(|e| ApiError::Internal(format!("cannot remove an upload: {e}")))
+    }
+
     /// The settings of a job: the server's, with the request's on top.
     /// `invalid_settings` for a bad one, and for a `memory_threshold` or
     /// `max_record_bytes` above the server's (a client may not raise what
@@ -390,44 +514,9 @@ impl Server {
     /// Opens the data directory and the store, requeues jobs that were
     /// running, and binds the address.
     pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
-        let redis_url = match config.store.as_deref() {
-            None | Some("embedded") => None,
-            Some(url) if url.starts_with("redis://") => Some(url.to_string()),
-            Some(other) => {
-                return Err(ServerError::Config(format!(
-                    "unsupported store {other:?}: expected embedded or redis://host:port"
-                )))
-            }
-        };
-        if config.max_jobs == 0 || config.queue_depth == 0 {
-            return Err(ServerError::Config(
-                "max_jobs and queue_depth must be at least 1".into(),
-            ));
-        }
-        let data = {
-            let dir = config.data_dir.clone();
-            tokio::task::spawn_blocking(move || DataDir::open(&dir))
-                .await
-                .map_err(|e| ServerError::Config(e.to_string()))??
-        };
-        let store: Arc<dyn Store> = match redis_url {
-            None => Arc::new(SqliteStore::open(&data.database_path())?),
-            Some(url) => Arc::new(
-                tokio::time::timeout(
-                    STORE_TIMEOUT,
-                    ledgerline_store::RedisStore::connect(&url, &config.store_prefix),
-                )
-                .await
-                .map_err(|_| {
-                    ServerError::Config(format!(
-                        "{url}: no answer within {} s",
-                        STORE_TIMEOUT.as_secs()
-                    ))
-                })??,
-            ),
-        };
-        if config.work {
-            let n = store.requeue_running().await?;
+        let (app, shutdown) = AppState::open(config).await?;
+        if let (true, Queue::Jobs(queue)) = (app.config.work, &app.queue) {
+            let n = queue.requeue_running().await?;
             if n > 0 {
                 tracing::info!(
                     jobs = n,
@@ -435,29 +524,19 @@ impl Server {
                 );
             }
         }
-        let listener = tokio::net::TcpListener::bind(config.addr)
+        let listener = tokio::net::TcpListener::bind(app.config.addr)
             .await
             .map_err(|source| ServerError::Io {
-                addr: config.addr,
+                addr: app.config.addr,
                 source,
             })?;
         monitor::handle();
-        let (shutdown, rx) = watch::channel(false);
-        let app = Arc::new(AppState {
-            config,
-            store,
-            data,
-            live: live::Live::default(),
-            notify: Notify::new(),
-            shutdown: rx,
-        });
         Ok(Server {
             app,
             listener,
             shutdown,
         })
     }
-
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.app.config.addr)
@@ -472,13 +551,22 @@ impl Server {
     ) -> Result<(), ServerError> {
         let addr = self.local_addr();
         let mut runners = JoinSet::new();
-        if self.app.config.work {
-            for _ in 0..self.app.config.max_jobs {
-                runners.spawn(jobs::runner(
-                    Arc::clone(&self.app),
-                    self.app.shutdown.clone(),
-                ));
+        match (&self.app.queue, self.app.config.work) {
+            (Queue::Jobs(_), true) => {
+                for _ in 0..self.app.config.max_jobs {
+                    runners.spawn(jobs::runner(
+                        Arc::clone(&self.app),
+                        self.app.shutdown.clone(),
+                    ));
+                }
             }
+            (Queue::Tasks(_), work) => {
+                runners.spawn(worker::events_feed(Arc::clone(&self.app)));
+                if work {
+                    runners.spawn(worker::run(Arc::clone(&self.app), worker::consumer_name()));
+                }
+            }
+            (Queue::Jobs(_), false) => {}
         }
         let router = router(Arc::clone(&self.app));
         let shutdown = self.shutdown;
@@ -503,6 +591,34 @@ impl Server {
         }
         served.map_err(|source| ServerError::Io { addr, source })
     }
+}
+
+/// Runs a worker (`ledgerline worker`): takes file tasks from the Redis
+/// store in `config` and works on them until `signal` completes, then
+/// finishes or gives back what it holds. Prints `worker NAME started`.
+pub async fn run_worker(
+    config: ServerConfig,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    if !config
+        .store
+        .as_deref()
+        .is_some_and(|s| s.starts_with("redis://"))
+    {
+        return Err(ServerError::Config(
+            "a worker needs --store redis://…".into(),
+        ));
+    }
+    let (app, shutdown) = AppState::open(config).await?;
+    monitor::handle();
+    let name = worker::consumer_name();
+    println!("worker {name} started");
+    let work = tokio::spawn(worker::run(Arc::clone(&app), name));
+    signal.await;
+    tracing::info!("worker stopping: finishing or giving back its tasks");
+    let _ = shutdown.send(true);
+    work.await
+        .map_err(|e| ServerError::Config(format!("worker failed: {e}")))
 }
 
 /// Serves connections until `signal`, then lets the ones open finish
@@ -577,8 +693,11 @@ async fn accept_loop(
     Ok(())
 }
 
-/// Refuses a body whose declared length is over [`MAX_JSON_BYTES`] before
-/// reading any of it (the body limit alone would wait for the bytes).
+/// Refuses a body whose declared length is over [`MAX_JSON_BYTES`] without
+/// keeping any of it (the body limit alone would wait for the bytes). A
+/// modestly oversized body (up to the upload drain's bound) is read and
+/// dropped first, so that its client reads the 413 rather than a broken
+/// pipe; a larger one is not read at all.
 async fn declared_length_limit(
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -590,10 +709,16 @@ async fn declared_length_limit(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > MAX_JSON_BYTES as u64 => ApiError::TooLarge(format!(
-            "the request body is {n} bytes; at most {MAX_JSON_BYTES}"
-        ))
-        .into_response(),
+        Some(n) if n > MAX_JSON_BYTES as u64 => {
+            if n <= upload::DRAIN_BYTES {
+                let mut body = req.into_body().into_data_stream();
+                upload::drain(&mut body).await;
+            }
+            ApiError::TooLarge(format!(
+                "the request body is {n} bytes; at most {MAX_JSON_BYTES}"
+            ))
+            .into_response()
+        }
         _ => next.run(req).await,
     }
 }
@@ -730,6 +855,17 @@ pub fn serve_until_signal(config: ServerConfig) -> Result<(), ServerError> {
         println!("listening on http://{}", server.local_addr());
         server.run(stop_signal()).await
     })
+}
+
+/// Runs a worker on its own runtime until SIGINT or SIGTERM (what
+/// `ledgerline worker` runs).
+pub fn work_until_signal(config: ServerConfig) -> Result<(), ServerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ledgerline-worker")
+        .build()
+        .map_err(|e| ServerError::Config(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(run_worker(config, stop_signal()))
 }
 
 async fn stop_signal() {

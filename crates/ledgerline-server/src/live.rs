@@ -68,6 +68,12 @@ impl Live {
         jobs.get(job).map(|e| e.status.borrow().clone())
     }
 
+    /// The jobs live here.
+    pub(crate) fn watched(&self) -> Vec<String> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.keys().cloned().collect()
+    }
+
     /// Records the token that cancels `job` while it runs here.
     pub(crate) fn set_cancel(&self, job: &str, token: CancelToken) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());

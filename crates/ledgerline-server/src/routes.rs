@@ -14,6 +14,7 @@ use futures_util::stream::{self, Stream};
 use ledgerline_api::{
     BulkRequest, ErrorBody, FileInfo, Health, JobAccepted, JobState, JobStatus, UploadResponse,
 };
+use ledgerline_files::layout;
 use ledgerline_store::{is_id, now_ms, Cancelled, JobFileSpec, NewJob};
 use serde::Deserialize;
 
@@ -154,7 +155,7 @@ pub(crate) async fn upload_files(
         // One request, one outcome: files kept before the failure go too.
         for info in &kept {
             let _ = app.store.delete_file(&info.id).await;
-            let _ = app.data.remove_upload(&info.id);
+            let _ = app.remove_upload(&info.id).await;
         }
         return Err(e);
     }
@@ -189,7 +190,7 @@ pub(crate) async fn delete_file(
     if !app.store.delete_file(&id).await? {
         return Err(ApiError::NotFound(format!("no file {id:?}")));
     }
-    app.data.remove_upload(&id)?;
+    app.remove_upload(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -390,30 +391,32 @@ pub(crate) async fn job_report(
             job.state.as_str()
         )));
     }
-    let path = app
-        .data
-        .report_path(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && job.state != JobState::Failed => {
+    let key = layout::report(&id);
+    let stream = match app.files.get_stream(&key).await.map_err(files_error)? {
+        Some(stream) => stream,
+        None if job.state != JobState::Failed => {
             // Ended but its report was never written (a crash right after
             // the end): build it from what was kept.
             jobs::rebuild_report(&app, &job).await?;
-            tokio::fs::File::open(&path)
+            app.files
+                .get_stream(&key)
                 .await
-                .map_err(|e| ApiError::Internal(format!("report: {e}")))?
+                .map_err(files_error)?
+                .ok_or_else(|| ApiError::Internal("report: missing after writing it".into()))?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let why = job.error.map(|e| e.message).unwrap_or_default();
             return Err(ApiError::Conflict(format!(
                 "job {id} failed and has no report: {why}"
             )));
         }
-        Err(e) => return Err(ApiError::Internal(format!("report: {e}"))),
     };
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let body = Body::from_stream(stream);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+fn files_error(e: ledgerline_files::FilesError) -> ApiError {
+    ApiError::Internal(format!("report: {e}"))
 }
 
 /// Cancel a job: a queued one at once, a running one at its next chunk;

@@ -11,6 +11,8 @@ use ledgerline_api::FileInfo;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use ledgerline_files::layout;
+
 use crate::{ApiError, AppState};
 
 /// How long a client may pause while sending an upload's bytes.
@@ -93,7 +95,10 @@ where
             e.message = e.message.replace(&target.part.display().to_string(), &name);
             ApiError::File(e)
         })?;
-        target.commit()?;
+        app.files
+            .put_moving(&layout::upload(&target.id), &target.part)
+            .await
+            .map_err(|e| ApiError::Internal(format!("cannot keep an upload: {e}")))?;
         Ok(FileInfo {
             id: target.id.clone(),
             name: name.clone(),
@@ -117,7 +122,7 @@ where
         }
     };
     if let Err(e) = app.store.put_file(&info).await {
-        let _ = app.data.remove_upload(&info.id);
+        let _ = app.remove_upload(&info.id).await;
         return Err(e.into());
     }
     metrics::counter!("ledgerline_uploads_total").increment(1);

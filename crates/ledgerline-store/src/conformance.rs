@@ -1,12 +1,23 @@
 //! The conformance suite every [`Store`] implementation must pass,
-//! unchanged: `conformance::run(&store).await` returns the first broken
-//! promise as an error. Give it an empty store.
+//! unchanged: `conformance::run(Under::Jobs(&store)).await` (or
+//! `Under::Tasks`) returns the first broken promise as an error. Give it
+//! an empty store.
+//!
+//! Files, jobs, progress and cancels are checked the same way on every
+//! store; the queue is checked as the store hands out work — whole jobs
+//! ([`JobQueue`]: first in first out, requeued after a crash) or file tasks
+//! ([`TaskQueue`]: in order, taken over from a silent worker, released,
+//! completed once, the last one queueing the job's finish).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ledgerline_api::{ErrorDetail, FileInfo, FileState, JobState};
 
-use crate::{datadir::new_id, Cancelled, FileUpdate, JobFileSpec, NewJob, Store};
+use crate::{
+    datadir::new_id, Cancelled, FileUpdate, JobFileSpec, JobQueue, NewJob, Store, Task, TaskKind,
+    TaskQueue,
+};
 
 /// A broken promise: what was expected and what the store did.
 pub type Failure = String;
@@ -17,6 +28,98 @@ macro_rules! ensure {
             return Err(format!($($msg)+));
         }
     };
+}
+
+/// A store under test, by the way it hands out work.
+#[derive(Clone, Copy)]
+pub enum Under<'a> {
+    /// Whole jobs to one process.
+    Jobs(&'a dyn JobQueue),
+    /// File tasks to any worker.
+    Tasks(&'a dyn TaskQueue),
+}
+
+/// Long enough that no task is taken over while a check runs.
+const HOUR: Duration = Duration::from_secs(3600);
+
+impl<'a> Under<'a> {
+    fn store(self) -> &'a dyn Store {
+        match self {
+            Under::Jobs(q) => q,
+            Under::Tasks(q) => q,
+        }
+    }
+
+    /// Starts job `id`, the oldest queued one, at `now`.
+    async fn start(self, id: &str, now: i64) -> Result<(), Failure> {
+        match self {
+            Under::Jobs(q) => {
+                let job = q.claim_job(now).await.map_err(err)?.ok_or("not claimed")?;
+                ensure!(job.id == id, "claimed {} instead of {id}", job.id);
+            }
+            Under::Tasks(q) => {
+                let mut started = 0;
+                for task in claim_for(q, "conformance", id, HOUR).await? {
+                    if let TaskKind::File(_) = task.kind {
+                        ensure!(
+                            q.start_task(&task, now).await.map_err(err)?.is_some(),
+                            "a queued job's task did not start"
+                        );
+                        started += 1;
+                    }
+                }
+                ensure!(started > 0, "no task of job {id} was handed out");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether anything of job `id` can be started now.
+    async fn startable(self, id: &str, now: i64) -> Result<bool, Failure> {
+        match self {
+            Under::Jobs(q) => Ok(q.claim_job(now).await.map_err(err)?.is_some()),
+            Under::Tasks(q) => {
+                for task in claim_for(q, "conformance", id, HOUR).await? {
+                    if q.start_task(&task, now).await.map_err(err)?.is_some() {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// The tasks of job `id` handed to `consumer`; tasks of other jobs are
+/// given back (or, for ended jobs, acknowledged).
+async fn claim_for(
+    q: &dyn TaskQueue,
+    consumer: &str,
+    id: &str,
+    claim_after: Duration,
+) -> Result<Vec<Task>, Failure> {
+    let tasks = q
+        .claim_tasks(consumer, 100, Duration::ZERO, claim_after)
+        .await
+        .map_err(err)?;
+    let mut mine = Vec::new();
+    for task in tasks {
+        if task.job == id {
+            mine.push(task);
+            continue;
+        }
+        let ended = q
+            .job(&task.job)
+            .await
+            .map_err(err)?
+            .is_none_or(|j| j.state.is_finished());
+        if ended {
+            q.ack_task(&task).await.map_err(err)?;
+        } else {
+            q.release_task(&task).await.map_err(err)?;
+        }
+    }
+    Ok(mine)
 }
 
 fn err(e: crate::StoreError) -> Failure {
@@ -53,13 +156,16 @@ fn job(files: &[&FileInfo], created_ms: i64) -> NewJob {
     }
 }
 
-/// Runs every check on `store`, which must start empty.
-pub async fn run(store: &dyn Store) -> Result<(), Failure> {
-    files(store).await?;
-    queue(store).await?;
-    progress_and_finish(store).await?;
-    cancel(store).await?;
-    restart(store).await?;
+/// Runs every check on the store, which must start empty.
+pub async fn run(under: Under<'_>) -> Result<(), Failure> {
+    files(under.store()).await?;
+    queue(under).await?;
+    progress_and_finish(under).await?;
+    cancel(under).await?;
+    match under {
+        Under::Jobs(q) => restart(q).await?,
+        Under::Tasks(q) => tasks(q).await?,
+    }
     Ok(())
 }
 
@@ -99,7 +205,8 @@ async fn files(store: &dyn Store) -> Result<(), Failure> {
 }
 
 /// The queue: bounded, first in first out, each job claimed once.
-async fn queue(store: &dyn Store) -> Result<(), Failure> {
+async fn queue(under: Under<'_>) -> Result<(), Failure> {
+    let store = under.store();
     let f = file("q.csv", 5);
     let counts = store.queue_counts().await.map_err(err)?;
     ensure!(
@@ -156,31 +263,16 @@ async fn queue(store: &dyn Store) -> Result<(), Failure> {
         "a new file is not queued"
     );
 
-    let first = store
-        .claim_job(5000)
-        .await
-        .map_err(err)?
-        .ok_or("nothing claimed")?;
-    ensure!(
-        first.id == jobs[0].id,
-        "the oldest job was not claimed first"
-    );
+    under.start(&jobs[0].id, 5000).await?;
+    let first = store.job(&jobs[0].id).await.map_err(err)?.ok_or("gone")?;
     ensure!(
         first.state == JobState::Running && first.started_ms == Some(5000),
-        "claim did not start it"
+        "start did not start it"
     );
-    let second = store
-        .claim_job(5001)
-        .await
-        .map_err(err)?
-        .ok_or("second not claimed")?;
+    under.start(&jobs[1].id, 5001).await?;
     ensure!(
-        second.id == jobs[1].id,
-        "the second job was not claimed second"
-    );
-    ensure!(
-        store.claim_job(5002).await.map_err(err)?.is_none(),
-        "an empty queue gave a job"
+        !under.startable(&jobs[2].id, 5002).await?,
+        "a refused job was started"
     );
     let counts = store.queue_counts().await.map_err(err)?;
     ensure!(
@@ -209,15 +301,12 @@ async fn queue(store: &dyn Store) -> Result<(), Failure> {
 
 /// Progress: counters only grow, a finish is never undone, the end
 /// cancels what did not run.
-async fn progress_and_finish(store: &dyn Store) -> Result<(), Failure> {
+async fn progress_and_finish(under: Under<'_>) -> Result<(), Failure> {
+    let store = under.store();
     let (a, b, c) = (file("a", 100), file("b", 200), file("c", 300));
     let j = job(&[&a, &b, &c], 2000);
     ensure!(store.create_job(&j, 10).await.map_err(err)?, "job refused");
-    store
-        .claim_job(2001)
-        .await
-        .map_err(err)?
-        .ok_or("not claimed")?;
+    under.start(&j.id, 2001).await?;
     let up = |index, state, bytes_done, rows_done| FileUpdate {
         index,
         state,
@@ -318,7 +407,8 @@ async fn progress_and_finish(store: &dyn Store) -> Result<(), Failure> {
 
 /// Cancelling: a queued job at once, a running one by request, an ended
 /// one not at all.
-async fn cancel(store: &dyn Store) -> Result<(), Failure> {
+async fn cancel(under: Under<'_>) -> Result<(), Failure> {
+    let store = under.store();
     let f = file("x", 1);
     ensure!(
         store.cancel_job(&new_id(), 1).await.map_err(err)?.is_none(),
@@ -331,7 +421,7 @@ async fn cancel(store: &dyn Store) -> Result<(), Failure> {
         !store.cancel_requested(&queued.id).await.map_err(err)?,
         "a new job has a cancel"
     );
-    store.claim_job(3002).await.map_err(err)?;
+    under.start(&queued.id, 3002).await?;
     store.create_job(&running, 10).await.map_err(err)?;
     // `queued` is running now; `running` waits. Swap names to what they are.
     let (running, queued) = (queued, running);
@@ -349,8 +439,8 @@ async fn cancel(store: &dyn Store) -> Result<(), Failure> {
         "its file is not cancelled"
     );
     ensure!(
-        store.claim_job(3004).await.map_err(err)?.is_none(),
-        "a cancelled job was claimed"
+        !under.startable(&queued.id, 3004).await?,
+        "a cancelled job was started"
     );
 
     ensure!(
@@ -382,7 +472,7 @@ async fn cancel(store: &dyn Store) -> Result<(), Failure> {
 
 /// A restart: running jobs go back to the queue, finished files stay
 /// finished, running ones start again.
-async fn restart(store: &dyn Store) -> Result<(), Failure> {
+async fn restart(store: &dyn JobQueue) -> Result<(), Failure> {
     let (a, b) = (file("a", 10), file("b", 20));
     let j = job(&[&a, &b], 4000);
     store.create_job(&j, 10).await.map_err(err)?;
@@ -453,5 +543,191 @@ async fn restart(store: &dyn Store) -> Result<(), Failure> {
         )
         .await
         .map_err(err)?;
+    Ok(())
+}
+
+/// File tasks: handed out in order, taken over from a silent worker,
+/// completed once however often they run, released, cancelled; the last
+/// file queues the job's finish task.
+async fn tasks(q: &dyn TaskQueue) -> Result<(), Failure> {
+    let (a, b) = (file("a", 10), file("b", 20));
+    let j = job(&[&a, &b], 7000);
+    ensure!(q.create_job(&j, 10).await.map_err(err)?, "job refused");
+    let first = claim_for(q, "w1", &j.id, HOUR).await?;
+    let kinds: Vec<TaskKind> = first.iter().map(|t| t.kind).collect();
+    ensure!(
+        kinds == [TaskKind::File(0), TaskKind::File(1)],
+        "tasks handed out: {kinds:?}"
+    );
+    ensure!(first[0].deliveries == 1, "a new task was delivered before");
+    let started = q
+        .start_task(&first[0], 7001)
+        .await
+        .map_err(err)?
+        .ok_or("file 0 did not start")?;
+    ensure!(
+        started.file.file_id == a.id && started.file.name == "a" && started.file.size == 10,
+        "started file: {:?}",
+        started.file
+    );
+    ensure!(
+        started.settings == j.settings && started.use_optimized == j.use_optimized,
+        "started settings differ"
+    );
+    let got = q.job(&j.id).await.map_err(err)?.ok_or("gone")?;
+    ensure!(
+        got.state == JobState::Running && got.started_ms == Some(7001),
+        "the job did not start with its first file"
+    );
+    ensure!(
+        got.files[0].state == FileState::Running && got.files[1].state == FileState::Queued,
+        "file states after one start"
+    );
+    let up = |index, state, bytes_done, rows_done| FileUpdate {
+        index,
+        state,
+        bytes_done,
+        rows_done,
+    };
+    ensure!(
+        !q.task_progress(&first[0], "w1", &up(0, FileState::Running, 5, 2))
+            .await
+            .map_err(err)?,
+        "progress reported a cancel"
+    );
+    let got = q.job(&j.id).await.map_err(err)?.ok_or("gone")?;
+    ensure!(
+        got.files[0].bytes_done == 5 && got.files[0].rows_done == 2,
+        "progress not kept"
+    );
+
+    // w1 goes silent: w2 takes both tasks over.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let taken = claim_for(q, "w2", &j.id, Duration::from_millis(20)).await?;
+    let ids: Vec<&str> = taken.iter().map(|t| t.id.as_str()).collect();
+    ensure!(
+        ids == [first[0].id.as_str(), first[1].id.as_str()],
+        "taken over: {ids:?}"
+    );
+    ensure!(
+        taken.iter().all(|t| t.deliveries >= 2),
+        "a taken-over task counts one delivery"
+    );
+    ensure!(
+        q.start_task(&taken[0], 7002).await.map_err(err)?.is_some(),
+        "a running file's task did not start again"
+    );
+    ensure!(
+        q.complete_task(&taken[0], &up(0, FileState::Done, 10, 4))
+            .await
+            .map_err(err)?,
+        "the first completion was not the first"
+    );
+    // w1 comes back and completes too: nothing changes.
+    ensure!(
+        !q.complete_task(&first[0], &up(0, FileState::Failed, 10, 9))
+            .await
+            .map_err(err)?,
+        "a second completion counted"
+    );
+    let got = q.job(&j.id).await.map_err(err)?.ok_or("gone")?;
+    ensure!(
+        got.files[0].state == FileState::Done && got.files[0].rows_done == 4,
+        "file 0 after two completions: {:?}",
+        got.files[0]
+    );
+
+    // w2 stops and gives file 1 back; w3 gets it at once.
+    ensure!(
+        q.start_task(&taken[1], 7003).await.map_err(err)?.is_some(),
+        "file 1 did not start"
+    );
+    q.release_task(&taken[1]).await.map_err(err)?;
+    let got = q.job(&j.id).await.map_err(err)?.ok_or("gone")?;
+    ensure!(
+        got.files[1].state == FileState::Queued,
+        "a released file is {:?}",
+        got.files[1].state
+    );
+    let again = claim_for(q, "w3", &j.id, HOUR).await?;
+    ensure!(
+        again.len() == 1 && again[0].kind == TaskKind::File(1),
+        "after a release: {again:?}"
+    );
+    ensure!(
+        q.start_task(&again[0], 7004).await.map_err(err)?.is_some(),
+        "a released file did not start"
+    );
+    ensure!(
+        q.complete_task(&again[0], &up(1, FileState::Failed, 20, 0))
+            .await
+            .map_err(err)?,
+        "file 1's completion"
+    );
+    // The last file queued the finish task, once.
+    let finish = claim_for(q, "w3", &j.id, HOUR).await?;
+    ensure!(
+        finish.len() == 1 && finish[0].kind == TaskKind::Finish,
+        "after the last file: {finish:?}"
+    );
+    q.finish_job(
+        &j.id,
+        JobState::Succeeded,
+        7005,
+        &serde_json::json!({}),
+        None,
+    )
+    .await
+    .map_err(err)?;
+    q.ack_task(&finish[0]).await.map_err(err)?;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let left = claim_for(q, "w4", &j.id, Duration::from_millis(10)).await?;
+    ensure!(left.is_empty(), "tasks left after the end: {left:?}");
+
+    // A cancel asked while a file runs: the running file hears it, the
+    // queued one is cancelled when its task comes up, the job can finish.
+    let k = job(&[&a, &b], 8000);
+    q.create_job(&k, 10).await.map_err(err)?;
+    let ts = claim_for(q, "w5", &k.id, HOUR).await?;
+    ensure!(ts.len() == 2, "{} tasks", ts.len());
+    q.start_task(&ts[0], 8001).await.map_err(err)?;
+    ensure!(
+        q.cancel_job(&k.id, 8002).await.map_err(err)? == Some(Cancelled::Requested),
+        "cancel of a running job"
+    );
+    ensure!(
+        q.task_progress(&ts[0], "w5", &up(0, FileState::Running, 1, 1))
+            .await
+            .map_err(err)?,
+        "progress did not report the cancel"
+    );
+    ensure!(
+        q.start_task(&ts[1], 8003).await.map_err(err)?.is_none(),
+        "a file of a cancelled job started"
+    );
+    q.complete_task(&ts[0], &up(0, FileState::Cancelled, 1, 1))
+        .await
+        .map_err(err)?;
+    let got = q.job(&k.id).await.map_err(err)?.ok_or("gone")?;
+    let states: Vec<FileState> = got.files.iter().map(|f| f.state).collect();
+    ensure!(
+        states == [FileState::Cancelled, FileState::Cancelled],
+        "files of the cancelled job: {states:?}"
+    );
+    let finish = claim_for(q, "w5", &k.id, HOUR).await?;
+    ensure!(
+        finish.len() == 1 && finish[0].kind == TaskKind::Finish,
+        "no finish task after a cancel: {finish:?}"
+    );
+    q.finish_job(
+        &k.id,
+        JobState::Cancelled,
+        8004,
+        &serde_json::json!({}),
+        None,
+    )
+    .await
+    .map_err(err)?;
+    q.ack_task(&finish[0]).await.map_err(err)?;
     Ok(())
 }

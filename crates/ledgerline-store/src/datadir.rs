@@ -1,21 +1,17 @@
-//! The embedded store's directory: uploads, per-file outcomes and reports
-//! as files, beside the SQLite database.
+//! The server's local directory: the embedded store's database, and
+//! uploads while they arrive.
 //!
 //! ```text
 //! DIR/ledgerline.db            jobs, files, progress (SqliteStore)
-//! DIR/uploads/<id>             an upload, complete
 //! DIR/uploads/.part-<uuid>     an upload being received (removed at start)
-//! DIR/jobs/<job>/<n>.json      file n's report or file error
-//! DIR/jobs/<job>/<n>.ids.json  file n's valid invoice ids (for duplicates)
-//! DIR/jobs/<job>/report.json   the job's bulk report
 //! ```
 //!
-//! Every name comes from the server: ids are checked to be ids
-//! ([`is_id`]) before they touch a path, and every file is written under a
-//! temporary name and renamed when complete, so a crash never leaves half
-//! a file under a real name.
+//! Complete uploads, per-file outcomes and reports live in the deployment's
+//! file store (`ledgerline-files`): for the embedded store that is this
+//! same directory (`uploads/<id>`, `jobs/<job>/…`), so a received upload is
+//! kept by a rename. Ids are checked to be ids ([`is_id`]) before they
+//! name anything.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::StoreError;
@@ -26,23 +22,16 @@ pub struct DataDir {
     root: PathBuf,
 }
 
-/// Where one upload is received, then kept.
+/// Where one upload is received.
 #[derive(Clone, Debug)]
 pub struct UploadTarget {
     /// The upload's new id.
     pub id: String,
     /// Where its bytes go while they arrive.
     pub part: PathBuf,
-    /// Where they are kept once complete ([`UploadTarget::commit`]).
-    pub path: PathBuf,
 }
 
 impl UploadTarget {
-    /// Moves the complete upload to its real name.
-    pub fn commit(&self) -> Result<(), StoreError> {
-        std::fs::rename(&self.part, &self.path).map_err(|e| io(&self.path, e))
-    }
-
     /// Removes what arrived (a refused or broken upload).
     pub fn discard(&self) {
         let _ = std::fs::remove_file(&self.part);
@@ -69,21 +58,6 @@ fn io(path: &Path, source: std::io::Error) -> StoreError {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = path.with_extension(format!("tmp-{}", new_id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_data()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| io(path, e))
 }
 
 impl DataDir {
@@ -119,90 +93,13 @@ impl DataDir {
 
     /// A place for a new upload.
     pub fn begin_upload(&self) -> UploadTarget {
-        let id = new_id();
         UploadTarget {
             part: self
                 .root
                 .join("uploads")
                 .join(format!(".part-{}", new_id())),
-            path: self.root.join("uploads").join(&id),
-            id,
+            id: new_id(),
         }
-    }
-
-    /// Where upload `id` is kept (`None` for a string that is no id).
-    pub fn upload_path(&self, id: &str) -> Option<PathBuf> {
-        is_id(id).then(|| self.root.join("uploads").join(id))
-    }
-
-    /// Removes upload `id`'s bytes (nothing when there are none).
-    pub fn remove_upload(&self, id: &str) -> Result<(), StoreError> {
-        let Some(path) = self.upload_path(id) else {
-            return Ok(());
-        };
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path, e)),
-            _ => Ok(()),
-        }
-    }
-
-    fn job_dir(&self, job: &str) -> Result<PathBuf, StoreError> {
-        if !is_id(job) {
-            return Err(StoreError::Corrupt(format!("not a job id: {job:?}")));
-        }
-        let dir = self.root.join("jobs").join(job);
-        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        Ok(dir)
-    }
-
-    /// Keeps file `index` of `job`: its report (or file-error) JSON and its
-    /// valid invoice ids. The ids are written first, so a report on disk
-    /// always has its ids.
-    pub fn write_outcome(
-        &self,
-        job: &str,
-        index: usize,
-        report: &[u8],
-        invoices: &[String],
-    ) -> Result<(), StoreError> {
-        let dir = self.job_dir(job)?;
-        let ids = serde_json::to_vec(invoices).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        write_atomic(&dir.join(format!("{index}.ids.json")), &ids)?;
-        write_atomic(&dir.join(format!("{index}.json")), report)
-    }
-
-    /// File `index` of `job` as kept by [`DataDir::write_outcome`], `None`
-    /// when it was never written.
-    pub fn read_outcome(
-        &self,
-        job: &str,
-        index: usize,
-    ) -> Result<Option<(serde_json::Value, Vec<String>)>, StoreError> {
-        let dir = self.job_dir(job)?;
-        let report_path = dir.join(format!("{index}.json"));
-        let report = match std::fs::read(&report_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&report_path, e)),
-        };
-        let ids_path = dir.join(format!("{index}.ids.json"));
-        let ids = std::fs::read(&ids_path).map_err(|e| io(&ids_path, e))?;
-        let report = serde_json::from_slice(&report)
-            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", report_path.display())))?;
-        let ids = serde_json::from_slice(&ids)
-            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", ids_path.display())))?;
-        Ok(Some((report, ids)))
-    }
-
-    /// Keeps `job`'s bulk report.
-    pub fn write_report(&self, job: &str, report: &[u8]) -> Result<(), StoreError> {
-        let dir = self.job_dir(job)?;
-        write_atomic(&dir.join("report.json"), report)
-    }
-
-    /// Where `job`'s bulk report is (it exists once the job has ended).
-    pub fn report_path(&self, job: &str) -> Option<PathBuf> {
-        is_id(job).then(|| self.root.join("jobs").join(job).join("report.json"))
     }
 }
 
@@ -228,32 +125,19 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_and_uploads_round_trip() {
+    fn unfinished_uploads_are_removed_on_opening() {
         let tmp = std::env::temp_dir().join(format!("ledgerline-datadir-{}", new_id()));
         let dir = DataDir::open(&tmp).unwrap();
-        let job = new_id();
-        assert_eq!(dir.read_outcome(&job, 0).unwrap(), None);
-        dir.write_outcome(&job, 0, br#"{"a":1}"#, &["INV-1".into(), "x\ny".into()])
-            .unwrap();
-        let (report, ids) = dir.read_outcome(&job, 0).unwrap().unwrap();
-        assert_eq!(report, serde_json::json!({"a": 1}));
-        assert_eq!(ids, vec!["INV-1".to_string(), "x\ny".to_string()]);
-
         let up = dir.begin_upload();
+        assert!(is_id(&up.id));
         std::fs::write(&up.part, b"abc").unwrap();
-        // An unfinished upload is removed when the directory is opened again.
-        let dir = DataDir::open(&tmp).unwrap();
+        let kept = tmp.join("uploads").join(&up.id);
+        std::fs::write(&kept, b"abc").unwrap();
+        // An unfinished upload is removed when the directory is opened
+        // again; a complete one stays.
+        let _dir = DataDir::open(&tmp).unwrap();
         assert!(!up.part.exists());
-        let up = dir.begin_upload();
-        std::fs::write(&up.part, b"abc").unwrap();
-        up.commit().unwrap();
-        assert_eq!(
-            std::fs::read(dir.upload_path(&up.id).unwrap()).unwrap(),
-            b"abc"
-        );
-        assert_eq!(dir.upload_path("../x"), None);
-        dir.remove_upload(&up.id).unwrap();
-        dir.remove_upload(&up.id).unwrap();
+        assert!(kept.exists());
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

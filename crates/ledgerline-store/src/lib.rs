@@ -5,8 +5,14 @@
 //! [`Store`] is the seam between the server and its storage. The embedded
 //! implementation, [`SqliteStore`], is one SQLite file in the data
 //! directory and needs nothing started; [`RedisStore`] keeps the same state
-//! in Redis, for processes on several machines. Every implementation must pass the same conformance suite,
-//! [`conformance::run`].
+//! in Redis, for processes on several machines. Every implementation must
+//! pass the same conformance suite, [`conformance::run`].
+//!
+//! How work is handed out is the one difference. The embedded store is a
+//! [`JobQueue`]: one process claims a whole job and runs it with the bulk
+//! processor. The Redis store is a [`TaskQueue`]: each file of a job is one
+//! task on a Redis Stream, taken by any worker on any machine, and a last
+//! task finishes the job; a task a dead worker held is taken over.
 //!
 //! # Example
 //!
@@ -189,8 +195,8 @@ pub enum Cancelled {
 /// The state of the API: files, jobs, per-file states and progress.
 ///
 /// Every method is atomic on its own. A job moves `queued → running →
-/// succeeded | failed | cancelled`; `claim_job` is the only way into
-/// `running` and hands each queued job to exactly one caller.
+/// succeeded | failed | cancelled`; its queue ([`JobQueue`] or
+/// [`TaskQueue`]) moves it to `running`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// The kind of store, as `/v1/health` shows it (`embedded`, `redis`).
@@ -214,15 +220,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// A job with its files.
     async fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
-
-    /// Takes the oldest queued job, marks it `running` (started now) and
-    /// returns it; `None` when none waits.
-    async fn claim_job(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError>;
-
-    /// Puts every `running` job back in the queue (at startup, after a
-    /// crash: nobody runs them any more) and its running files back to
-    /// `queued`. Finished files stay finished. Returns how many.
-    async fn requeue_running(&self) -> Result<u64, StoreError>;
 
     /// Applies changes to a job's files. A finished file's state does not
     /// change again except to be finished again (a late progress update
@@ -252,6 +249,102 @@ pub trait Store: Send + Sync + 'static {
 
     /// Jobs in each state (every state listed, zeros included).
     async fn jobs_by_state(&self) -> Result<Vec<(JobState, u64)>, StoreError>;
+}
+
+/// Whole jobs handed to one process (the embedded store).
+#[async_trait]
+pub trait JobQueue: Store {
+    /// Takes the oldest queued job, marks it `running` (started now) and
+    /// returns it; `None` when none waits. Each job goes to one caller.
+    async fn claim_job(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Puts every `running` job back in the queue (at startup, after a
+    /// crash: nobody runs them any more) and its running files back to
+    /// `queued`. Finished files stay finished. Returns how many.
+    async fn requeue_running(&self) -> Result<u64, StoreError>;
+}
+
+/// One task of a [`TaskQueue`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    /// The queue's id for it.
+    pub id: String,
+    /// Its job.
+    pub job: String,
+    /// What to do.
+    pub kind: TaskKind,
+    /// How many times it has been handed out (1 the first time).
+    pub deliveries: u64,
+}
+
+/// What a task asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Process file `n` of the job.
+    File(usize),
+    /// Every file of the job has ended: build its report and end it.
+    Finish,
+}
+
+/// A started file task: what its worker needs to process the file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StartedFile {
+    /// Which processor runs it.
+    pub use_optimized: bool,
+    /// The job's settings as submitted.
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// The file.
+    pub file: JobFileSpec,
+}
+
+/// Work handed out file by file to any number of workers (the Redis store).
+///
+/// Delivery is at least once: a task is acknowledged only when its result
+/// is recorded ([`TaskQueue::complete_task`]), a task whose worker went
+/// quiet for `claim_after` is handed to another, and recording a file's end
+/// twice changes nothing the second time. The task that ends a job's last
+/// file queues the job's [`TaskKind::Finish`] task.
+#[async_trait]
+pub trait TaskQueue: Store {
+    /// Up to `max` tasks for `consumer`: first those another consumer has
+    /// held for `claim_after` without a sign of life, then new ones,
+    /// waiting up to `wait` when there are none.
+    async fn claim_tasks(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: std::time::Duration,
+        claim_after: std::time::Duration,
+    ) -> Result<Vec<Task>, StoreError>;
+
+    /// Starts a file task: marks the file (and the job, the first time)
+    /// `running`. `None` when there is nothing to do — the file has ended
+    /// already, the job has ended, or a cancel was asked (the file is then
+    /// `cancelled`) — and the task is acknowledged.
+    async fn start_task(&self, task: &Task, now_ms: i64)
+        -> Result<Option<StartedFile>, StoreError>;
+
+    /// A running file's progress, and a sign of life from `consumer`, which
+    /// holds the task. Returns whether a cancel of the job was asked.
+    async fn task_progress(
+        &self,
+        task: &Task,
+        consumer: &str,
+        update: &FileUpdate,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a file task's end (its outcome is kept already) and
+    /// acknowledges the task; the job's last file queues its finish task.
+    /// `false` when the file had ended already (the task ran twice).
+    async fn complete_task(&self, task: &Task, update: &FileUpdate) -> Result<bool, StoreError>;
+
+    /// Gives a task back unfinished (a worker stopping): it is queued again
+    /// at once for any worker, its file `queued` again.
+    async fn release_task(&self, task: &Task) -> Result<(), StoreError>;
+
+    /// Acknowledges a task that needs nothing more (a finish task, once the
+    /// job has ended).
+    async fn ack_task(&self, task: &Task) -> Result<(), StoreError>;
 }
 
 /// Milliseconds since the epoch now.

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use ledgerline_api::{ErrorDetail, FileInfo, FileState, JobState, QueueCounts};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::{Cancelled, FileUpdate, JobFileRecord, JobRecord, NewJob, Store, StoreError};
+use crate::{Cancelled, FileUpdate, JobFileRecord, JobQueue, JobRecord, NewJob, Store, StoreError};
 
 /// The embedded [`Store`]: a SQLite database in the data directory.
 #[derive(Clone)]
@@ -324,54 +324,6 @@ impl Store for SqliteStore {
         self.with(move |c| load_job(c, &id)).await
     }
 
-    async fn claim_job(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError> {
-        self.with(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
-            let id: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db)?;
-            let Some(id) = id else { return Ok(None) };
-            tx.execute(
-                "UPDATE jobs SET state = 'running', started_ms = ?2 WHERE id = ?1",
-                params![id, now_ms],
-            )
-            .map_err(db)?;
-            let job = load_job(&tx, &id)?;
-            tx.commit().map_err(db)?;
-            Ok(job)
-        })
-        .await
-    }
-
-    async fn requeue_running(&self) -> Result<u64, StoreError> {
-        self.with(|c| {
-            let tx = c.transaction().map_err(db)?;
-            tx.execute(
-                "UPDATE job_files SET state = 'queued', bytes_done = 0, rows_done = 0
-                 WHERE state = 'running'
-                   AND job_id IN (SELECT id FROM jobs WHERE state = 'running')",
-                [],
-            )
-            .map_err(db)?;
-            let n = tx
-                .execute(
-                    "UPDATE jobs SET state = 'queued' WHERE state = 'running'",
-                    [],
-                )
-                .map_err(db)?;
-            tx.commit().map_err(db)?;
-            Ok(n as u64)
-        })
-        .await
-    }
-
     async fn update_files(&self, job: &str, updates: &[FileUpdate]) -> Result<(), StoreError> {
         let (job, updates) = (job.to_string(), updates.to_vec());
         self.with(move |c| {
@@ -501,6 +453,57 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(|s| Ok((s, count_state(c, s)?)))
                 .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl JobQueue for SqliteStore {
+    async fn claim_job(&self, now_ms: i64) -> Result<Option<JobRecord>, StoreError> {
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let id: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            let Some(id) = id else { return Ok(None) };
+            tx.execute(
+                "UPDATE jobs SET state = 'running', started_ms = ?2 WHERE id = ?1",
+                params![id, now_ms],
+            )
+            .map_err(db)?;
+            let job = load_job(&tx, &id)?;
+            tx.commit().map_err(db)?;
+            Ok(job)
+        })
+        .await
+    }
+
+    async fn requeue_running(&self) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(db)?;
+            tx.execute(
+                "UPDATE job_files SET state = 'queued', bytes_done = 0, rows_done = 0
+                 WHERE state = 'running'
+                   AND job_id IN (SELECT id FROM jobs WHERE state = 'running')",
+                [],
+            )
+            .map_err(db)?;
+            let n = tx
+                .execute(
+                    "UPDATE jobs SET state = 'queued' WHERE state = 'running'",
+                    [],
+                )
+                .map_err(db)?;
+            tx.commit().map_err(db)?;
+            Ok(n as u64)
         })
         .await
     }

@@ -8,7 +8,9 @@ async fn sqlite_store_passes_the_conformance_suite() {
     let dir = DataDir::open(&tmp).unwrap();
     let store = SqliteStore::open(&dir.database_path()).unwrap();
     assert_eq!(store.kind(), "embedded");
-    conformance::run(&store).await.unwrap();
+    conformance::run(conformance::Under::Jobs(&store))
+        .await
+        .unwrap();
     // Everything survives reopening the database (a restart).
     drop(store);
     let store = SqliteStore::open(&dir.database_path()).unwrap();

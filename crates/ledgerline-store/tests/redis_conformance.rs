@@ -68,12 +68,16 @@ async fn redis_store_passes_the_conformance_suite() {
     };
     let store = RedisStore::connect(&url, "ledgerline-test").await.unwrap();
     assert_eq!(store.kind(), "redis");
-    conformance::run(&store).await.unwrap();
+    conformance::run(conformance::Under::Tasks(&store))
+        .await
+        .unwrap();
     // Another prefix is another deployment: it sees none of it.
     let other = RedisStore::connect(&url, "other").await.unwrap();
     let by_state = other.jobs_by_state().await.unwrap();
     assert!(by_state.iter().all(|(_, n)| *n == 0), "{by_state:?}");
-    conformance::run(&other).await.unwrap();
+    conformance::run(conformance::Under::Tasks(&other))
+        .await
+        .unwrap();
     // A new connection (another process) sees the first deployment's jobs.
     let again = RedisStore::connect(&url, "ledgerline-test").await.unwrap();
     let total: u64 = again

@@ -76,6 +76,11 @@ impl Server {
         server
     }
 
+    /// A client of it (no token).
+    pub fn client(&self) -> ledgerline_client::Client {
+        ledgerline_client::Client::new(&self.url, None).unwrap()
+    }
+
     /// Kills the server at once (SIGKILL) and reaps it.
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
@@ -113,6 +118,27 @@ impl Redis {
 
     /// Starts one on `port`.
     pub fn start_on(port: u16) -> Option<Redis> {
+        Redis::start_with(port, &["--appendonly", "no"])
+    }
+
+    /// Starts one on `port` that keeps every write in an append-only file
+    /// in `dir` (fsync on each write), so a restart loses nothing.
+    pub fn start_aof(port: u16, dir: &Path) -> Option<Redis> {
+        let dir = dir.to_str().unwrap();
+        Redis::start_with(
+            port,
+            &[
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir,
+            ],
+        )
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Option<Redis> {
         let child = match Command::new("redis-server")
             .args([
                 "--bind",
@@ -121,9 +147,8 @@ impl Redis {
                 &port.to_string(),
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -153,6 +178,14 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// Stops it as an operator would (SIGTERM: it writes what it holds).
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// Stops it at once.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -164,4 +197,74 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A `ledgerline worker` child process, killed when dropped.
+pub struct Worker {
+    pub child: Child,
+    /// Its consumer name in the task stream.
+    pub name: String,
+}
+
+impl Worker {
+    /// Starts a worker with `args` added; returns once it has started.
+    pub fn start(args: &[&str]) -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+            .arg("worker")
+            .args(args)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let name = line
+            .trim()
+            .strip_prefix("worker ")
+            .and_then(|l| l.strip_suffix(" started"))
+            .unwrap_or_else(|| panic!("worker said {line:?}"))
+            .to_string();
+        Worker { child, name }
+    }
+
+    /// Kills it at once (SIGKILL) and reaps it.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bulk report in the form compared: `metrics`, `message`s and
+/// `file_id`s removed, each `path` cut to its file name.
+pub fn comparable(mut report: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    report.as_object_mut().unwrap().remove("metrics");
+    for f in report["files"].as_array_mut().unwrap() {
+        let o = f.as_object_mut().unwrap();
+        o.remove("file_id");
+        let name = Path::new(o["path"].as_str().unwrap())
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        o.insert("path".into(), Value::String(name));
+        ledgerline_core::strip_for_comparison(o.get_mut("report").unwrap());
+    }
+    for d in report["duplicate_invoices"].as_array_mut().unwrap() {
+        for f in d["files"].as_array_mut().unwrap() {
+            let name = Path::new(f.as_str().unwrap()).file_name().unwrap();
+            *f = Value::String(name.to_string_lossy().to_string());
+        }
+    }
+    report
 }

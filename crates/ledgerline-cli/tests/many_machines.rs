@@ -1,0 +1,239 @@
+//! SPEC §13 under faults: Redis, an API-only server and three workers as
+//! separate processes on loopback, sharing a `file:///` store. One job of
+//! 60 files; a worker is killed (SIGKILL) while it holds tasks, Redis is
+//! restarted (append-only file on), then stopped for 10 s. The job still
+//! ends `succeeded`, its report equals `ledgerline bulk` on the same files,
+//! every file's outcome is stored once, and no task is left behind.
+//!
+//! Without `redis-server` the test says so loudly, and fails under
+//! CI=true (`.ci/run` installs it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{comparable, temp_dir, Redis, Server, Worker};
+use ledgerline_api::{FileState, JobState, JobStatus};
+use ledgerline_client::Client;
+
+/// The 60 inputs: six generated workbooks of 20,000 rows (different seeds,
+/// some deliberate errors; xlsx, so that the job lasts long enough to be
+/// interrupted), ten copies of each under different names (so the report
+/// has cross-file duplicates too).
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for seed in 1..=6 {
+        let out = dir.join(format!("gen-{seed}"));
+        let status = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+            .args(["gen", "--rows", "20000", "--format", "xlsx", "--seed"])
+            .arg(seed.to_string())
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{status:?}");
+        let made = out.join("invoices-20000-rows.xlsx");
+        for copy in 0..10 {
+            let to = dir.join(format!("s{seed}-c{copy}.xlsx"));
+            std::fs::copy(&made, &to).unwrap();
+            files.push(to);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Tasks each consumer holds unacknowledged, from `XPENDING`.
+fn pending(redis: &mut redis::Connection, prefix: &str) -> BTreeMap<String, u64> {
+    let reply: redis::Value = redis::cmd("XPENDING")
+        .arg(format!("{prefix}:tasks"))
+        .arg("workers")
+        .query(redis)
+        .unwrap();
+    let mut held = BTreeMap::new();
+    if let redis::Value::Array(parts) = reply {
+        if let Some(redis::Value::Array(consumers)) = parts.get(3) {
+            for c in consumers {
+                let (name, n): (String, String) = redis::from_redis_value(c.clone()).unwrap();
+                held.insert(name, n.parse().unwrap());
+            }
+        }
+    }
+    held
+}
+
+fn status(client: &Client, job: &str) -> JobStatus {
+    client.job(job).unwrap()
+}
+
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn workers_that_die_and_a_redis_that_goes_away_lose_nothing() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = temp_dir("many");
+    let aof = dir.join("redis");
+    std::fs::create_dir_all(&aof).unwrap();
+    let Some(mut redis) = Redis::start_aof(port, &aof) else {
+        return;
+    };
+    let url = redis.url();
+    let files_url = format!("file://{}", dir.join("files").display());
+    let prefix = "fault";
+    let server = Server::fresh(&[
+        "--store",
+        &url,
+        "--store-prefix",
+        prefix,
+        "--files",
+        &files_url,
+        "--no-work",
+    ]);
+    let worker = |i: usize| {
+        let spool = dir.join(format!("spool-{i}"));
+        Worker::start(&[
+            "--store",
+            &url,
+            "--store-prefix",
+            prefix,
+            "--files",
+            &files_url,
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--concurrency",
+            "2",
+            "--claim-after",
+            "3",
+        ])
+    };
+    let mut workers: Vec<Worker> = (0..3).map(worker).collect();
+
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let paths = inputs(&input);
+    let client = server.client();
+    let ids: Vec<String> = paths
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap().job_id;
+
+    // A worker dies while it holds tasks.
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let victim = workers[0].name.clone();
+    wait_until(
+        "the first worker to hold a task",
+        Duration::from_secs(60),
+        || {
+            pending(&mut conn, prefix)
+                .get(&victim)
+                .copied()
+                .unwrap_or(0)
+                > 0
+        },
+    );
+    workers[0].kill9();
+    let at_kill = status(&client, &job);
+    assert_eq!(at_kill.state, JobState::Running, "the job ended too soon");
+
+    // Redis restarts (SIGTERM, then again on the same port and files).
+    wait_until("more files to end", Duration::from_secs(60), || {
+        status(&client, &job).progress.files_done >= at_kill.progress.files_done + 3
+    });
+    redis.stop();
+    let mut redis = Redis::start_aof(port, &aof).unwrap();
+    let after_restart = status(&client, &job);
+    assert!(
+        after_restart.progress.files_done >= at_kill.progress.files_done,
+        "progress lost in the restart"
+    );
+    assert_ne!(after_restart.state, JobState::Queued);
+
+    // Redis goes away for 10 s: health says 503, the workers wait.
+    wait_until(
+        "more files after the restart",
+        Duration::from_secs(60),
+        || status(&client, &job).progress.files_done >= after_restart.progress.files_done + 3,
+    );
+    let before_outage = status(&client, &job);
+    assert_ne!(
+        before_outage.state,
+        JobState::Succeeded,
+        "the job ended before the outage"
+    );
+    redis.stop();
+    let outage = Instant::now();
+    let e = client.health().unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed()));
+    let _redis = Redis::start_aof(port, &aof).unwrap();
+    wait_until("health to recover", Duration::from_secs(20), || {
+        client.health().is_ok()
+    });
+
+    // The job ends, as on one machine.
+    wait_until("the job to end", Duration::from_secs(180), || {
+        status(&client, &job).state.is_finished()
+    });
+    let done = status(&client, &job);
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.progress.files_done, 60);
+    assert!(done.files.iter().all(|f| f.state == FileState::Done));
+    let report = client.report_json(&job).unwrap();
+    let local = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .arg("bulk")
+        .args(&paths)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert_eq!(comparable(report.clone()), comparable(local));
+    assert!(
+        !report["duplicate_invoices"].as_array().unwrap().is_empty(),
+        "copies of one file should show cross-file duplicates"
+    );
+
+    // Each file's outcome stored once; nothing left in the queue.
+    let kept: Vec<String> = std::fs::read_dir(dir.join("files/jobs").join(&job))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(kept.len(), 60 * 2 + 1, "{kept:?}");
+    for i in 0..60 {
+        for name in [format!("{i}.json"), format!("{i}.ids.json")] {
+            assert_eq!(kept.iter().filter(|k| **k == name).count(), 1, "{name}");
+        }
+    }
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let held: u64 = pending(&mut conn, prefix).values().sum();
+    assert_eq!(held, 0, "tasks left unacknowledged");
+    let left: u64 = redis::cmd("XLEN")
+        .arg(format!("{prefix}:tasks"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(left, 0, "tasks left in the stream");
+    drop(workers);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
