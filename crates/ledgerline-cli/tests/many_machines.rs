@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{comparable, temp_dir, Redis, Server, Worker};
+use common::{comparable, temp_dir, Moto, Redis, Server, Worker};
 use ledgerline_api::{FileState, JobState, JobStatus};
 use ledgerline_client::Client;
 
@@ -234,6 +234,96 @@ fn workers_that_die_and_a_redis_that_goes_away_lose_nothing() {
         .unwrap();
     assert_eq!(left, 0, "tasks left in the stream");
     drop(workers);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--files s3://…`: uploads and reports in S3-compatible storage; workers
+/// stream each upload to a spool file, process it, and remove the copy.
+/// The report equals `ledgerline bulk` on the same files.
+#[test]
+fn an_s3_file_store_serves_workers_on_other_machines() {
+    let Some(redis) = Redis::start() else { return };
+    let Some(moto) = Moto::start("ledgerline") else {
+        return;
+    };
+    let env: Vec<(&str, String)> = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let url = redis.url();
+    let files_url = "s3://ledgerline/deploy";
+    let dir = temp_dir("s3");
+    let data = dir.join("api");
+    let server = Server::start_env(
+        &data,
+        &["--store", &url, "--files", files_url, "--no-work"],
+        &env,
+    );
+    let spools: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("spool-{i}"))).collect();
+    let _workers: Vec<Worker> = spools
+        .iter()
+        .map(|spool| {
+            Worker::start_env(
+                &[
+                    "--store",
+                    &url,
+                    "--files",
+                    files_url,
+                    "--spool-dir",
+                    spool.to_str().unwrap(),
+                ],
+                &env,
+            )
+        })
+        .collect();
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut paths = Vec::new();
+    for name in [
+        "invoices_1k.csv",
+        "invoices_10k.csv",
+        "excel/basic.xlsx",
+        "csv/blank_rows.csv",
+    ] {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures")
+            .join(name);
+        let to = input.join(from.file_name().unwrap());
+        std::fs::copy(&from, &to).unwrap();
+        paths.push(to);
+    }
+    paths.sort();
+    let client = server.client();
+    let ids: Vec<String> = paths
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    // Nothing of the uploads stays on the API node.
+    let leftovers = std::fs::read_dir(data.join("uploads")).unwrap().count();
+    assert_eq!(leftovers, 0, "uploads kept on the API node");
+    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap().job_id;
+    let last = client.watch(&job, |_| {}).unwrap();
+    assert_eq!(last.state, JobState::Succeeded, "{:?}", last.error);
+    let report = client.report_json(&job).unwrap();
+    let local = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .arg("bulk")
+        .args(&paths)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert_eq!(comparable(report), comparable(local));
+    // The workers spooled the uploads (S3 is no local directory), and the
+    // copies are gone.
+    assert!(
+        spools.iter().any(|s| s.join("spool").is_dir()),
+        "no worker spooled a file"
+    );
+    for spool in &spools {
+        let left: Vec<_> = std::fs::read_dir(spool.join("spool"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "spool files left: {left:?}");
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -145,13 +145,25 @@ impl ObjectFiles {
     /// an S3-compatible server, `AWS_ALLOW_HTTP=true` for one without TLS,
     /// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
     pub fn open(url: &str) -> Result<ObjectFiles, FilesError> {
+        ObjectFiles::open_with_options(url, &[])
+    }
+
+    /// [`ObjectFiles::open`] with object-store options set on top of the
+    /// environment, by `object_store`'s names (`aws_endpoint`,
+    /// `aws_allow_http`, `aws_access_key_id`, …); a `file:///` store takes
+    /// none.
+    pub fn open_with_options(
+        url: &str,
+        options: &[(&str, &str)],
+    ) -> Result<ObjectFiles, FilesError> {
         if let Some(dir) = url.strip_prefix("file://").filter(|d| d.starts_with('/')) {
             return ObjectFiles::open_dir(Path::new(dir));
         }
         #[cfg(feature = "s3")]
         if let Some(rest) = url.strip_prefix("s3://") {
-            return ObjectFiles::open_s3(url, rest);
+            return ObjectFiles::open_s3(url, rest, options);
         }
+        let _ = options;
         Err(FilesError::Unsupported(url.to_string()))
     }
 
@@ -172,8 +184,8 @@ impl ObjectFiles {
     }
 
     #[cfg(feature = "s3")]
-    fn open_s3(url: &str, rest: &str) -> Result<ObjectFiles, FilesError> {
-        use object_store::aws::AmazonS3Builder;
+    fn open_s3(url: &str, rest: &str, options: &[(&str, &str)]) -> Result<ObjectFiles, FilesError> {
+        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
         use object_store::prefix::PrefixStore;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix = prefix.trim_matches('/');
@@ -185,6 +197,13 @@ impl ObjectFiles {
         // builder reads only `AWS_ENDPOINT`).
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
             builder = builder.with_endpoint(endpoint);
+        }
+        for (key, value) in options {
+            let key: AmazonS3ConfigKey = key.parse().map_err(|source| FilesError::Store {
+                key: (*key).to_string(),
+                source,
+            })?;
+            builder = builder.with_config(key, *value);
         }
         let s3 = builder.build().map_err(|source| FilesError::Store {
             key: String::new(),

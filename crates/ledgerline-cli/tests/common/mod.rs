@@ -209,10 +209,16 @@ pub struct Worker {
 impl Worker {
     /// Starts a worker with `args` added; returns once it has started.
     pub fn start(args: &[&str]) -> Worker {
+        Worker::start_env(args, &[])
+    }
+
+    /// Starts a worker with `args` and `env` added.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Worker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
             .arg("worker")
             .args(args)
             .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -267,4 +273,79 @@ pub fn comparable(mut report: serde_json::Value) -> serde_json::Value {
         }
     }
     report
+}
+
+/// A `moto_server` (S3-compatible, in memory) on a free loopback port with
+/// one bucket, killed when dropped.
+pub struct Moto {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts one with `bucket`, or says loudly why it cannot (and fails
+    /// under CI=true: `.ci/run` installs `moto[server]`).
+    pub fn start(bucket: &str) -> Option<Moto> {
+        use std::io::{Read, Write};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = match Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("moto_server cannot be started ({e})");
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+                eprintln!("NOTICE: check skipped: {why}");
+                return None;
+            }
+        };
+        let moto = Moto { child, port };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "moto_server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // Moto takes an unsigned request to make the bucket.
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        Some(moto)
+    }
+
+    /// The environment that points a process's S3 client at it.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
