@@ -45,6 +45,7 @@ mod hostile;
 mod hostile_excel;
 mod load;
 mod memcheck;
+mod scale;
 mod soak;
 
 /// Command line of `cargo xtask`.
@@ -87,6 +88,9 @@ enum Task {
     Soak(soak::SoakArgs),
     /// Run every program of examples/ on small inputs and check its exit status.
     Examples(examples::ExamplesArgs),
+    /// The same many-file job with 1, 2 and 4 worker processes on a private
+    /// Redis (loopback): files per second and Redis commands per file.
+    Scale(scale::ScaleArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -122,6 +126,7 @@ fn main() -> Result<()> {
         Task::ApiFuzz(args) => api_fuzz::run(&args),
         Task::Soak(args) => soak::run(&args),
         Task::Examples(args) => examples::run(&args),
+        Task::Scale(args) => scale::run(&args),
     }
 }
 
