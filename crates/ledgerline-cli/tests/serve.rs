@@ -204,7 +204,7 @@ fn progress_moves_and_cancel_keeps_finished_files() {
     let input = temp_dir("big");
     let server = Server::fresh(&[]);
     let client = server.client();
-    let ids = upload_big(&client, &input, "big", 6, 2);
+    let ids = upload_big(&client, &input, "big", 6, 5);
 
     // Progress observed moving, then succeeded.
     let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
@@ -222,7 +222,7 @@ fn progress_moves_and_cancel_keeps_finished_files() {
         .files
         .iter()
         .any(|f| f.state == FileState::Running && f.rows_done > 0)));
-    assert_eq!(last.progress.rows_done, 6 * 20_000);
+    assert_eq!(last.progress.rows_done, 6 * 50_000);
 
     // Cancel after the first file: finished files keep their reports.
     let job = client.bulk(&ids, false, &BTreeMap::new()).unwrap();
