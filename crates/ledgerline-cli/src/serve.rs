@@ -132,38 +132,42 @@ fn exit_status(what: &str, result: Result<(), ServerError>) -> i32 {
     }
 }
 
-pub(crate) fn worker(args: WorkerArgs) -> i32 {
-    let settings = match settings_from(&args.settings) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ledgerline: {}: {}", e.code, e.message);
-            return 2;
-        }
-    };
+/// The configuration both start from: settings checked (exit status 2
+/// when bad), logging on.
+fn base_config(
+    dir: PathBuf,
+    shared: SharedArgs,
+    settings: &SettingArgs,
+) -> Result<ServerConfig, i32> {
+    let settings = settings_from(settings).map_err(|e| {
+        eprintln!("ledgerline: {}: {}", e.code, e.message);
+        2
+    })?;
     init_logging();
-    let mut config = ServerConfig::new(args.spool_dir);
-    args.shared.apply(&mut config);
+    let mut config = ServerConfig::new(dir);
+    shared.apply(&mut config);
+    config.settings = settings;
+    Ok(config)
+}
+
+pub(crate) fn worker(args: WorkerArgs) -> i32 {
+    let config = match base_config(args.spool_dir, args.shared, &args.settings) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
     if config.files.is_none() {
         eprintln!("ledgerline worker: --files is required (where uploads and reports live)");
         return 2;
     }
-    config.settings = settings;
     exit_status("worker", ledgerline_server::work_until_signal(config))
 }
 
 pub(crate) fn serve(args: ServeArgs) -> i32 {
-    let settings = match settings_from(&args.settings) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ledgerline: {}: {}", e.code, e.message);
-            return 2;
-        }
+    let mut config = match base_config(args.data_dir, args.shared, &args.settings) {
+        Ok(c) => c,
+        Err(status) => return status,
     };
-    init_logging();
-    let mut config = ServerConfig::new(args.data_dir);
     config.addr = args.addr;
-    args.shared.apply(&mut config);
-    config.settings = settings;
     config.token = args.token.filter(|t| !t.is_empty());
     config.max_upload_bytes = args.max_upload_mb.saturating_mul(1024 * 1024);
     config.queue_depth = args.queue_depth;

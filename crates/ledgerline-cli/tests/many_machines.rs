@@ -67,6 +67,17 @@ fn pending(redis: &mut redis::Connection, prefix: &str) -> BTreeMap<String, u64>
     held
 }
 
+/// `ledgerline bulk --json` over `paths`, on this machine.
+fn bulk_locally(paths: &[PathBuf]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .arg("bulk")
+        .args(paths)
+        .arg("--json")
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn status(client: &Client, job: &str) -> JobStatus {
     client.job(job).unwrap()
 }
@@ -198,13 +209,7 @@ fn workers_that_die_and_a_redis_that_goes_away_lose_nothing() {
     assert_eq!(done.progress.files_done, 60);
     assert!(done.files.iter().all(|f| f.state == FileState::Done));
     let report = client.report_json(&job).unwrap();
-    let local = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
-        .arg("bulk")
-        .args(&paths)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    let local = bulk_locally(&paths);
     assert_eq!(comparable(report.clone()), comparable(local));
     assert!(
         !report["duplicate_invoices"].as_array().unwrap().is_empty(),
@@ -304,13 +309,7 @@ fn an_s3_file_store_serves_workers_on_other_machines() {
     let last = client.watch(&job, |_| {}).unwrap();
     assert_eq!(last.state, JobState::Succeeded, "{:?}", last.error);
     let report = client.report_json(&job).unwrap();
-    let local = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
-        .arg("bulk")
-        .args(&paths)
-        .arg("--json")
-        .output()
-        .unwrap();
-    let local: serde_json::Value = serde_json::from_slice(&local.stdout).unwrap();
+    let local = bulk_locally(&paths);
     assert_eq!(comparable(report), comparable(local));
     // The workers spooled the uploads (S3 is no local directory), and the
     // copies are gone.
@@ -325,5 +324,38 @@ fn an_s3_file_store_serves_workers_on_other_machines() {
         assert!(left.is_empty(), "spool files left: {left:?}");
     }
     drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A worker that cannot work says why and exits 2, before touching Redis.
+#[test]
+fn a_worker_without_what_it_needs_exits_2() {
+    let dir = temp_dir("bad-worker");
+    let spool = dir.join("spool");
+    let files = format!("file://{}", dir.join("files").display());
+    let cases: [(&[&str], &str); 4] = [
+        (&["--store", "redis://127.0.0.1:1/"], "--files is required"),
+        (&["--files", &files], "needs --store redis://"),
+        (
+            &["--store", "memcached://x", "--files", &files],
+            "needs --store redis://",
+        ),
+        (
+            &["--store", "redis://127.0.0.1:1/", "--files", "s4://bucket"],
+            "unsupported file store",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+            .arg("worker")
+            .args(args)
+            .arg("--spool-dir")
+            .arg(&spool)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
