@@ -359,3 +359,88 @@ fn a_worker_without_what_it_needs_exits_2() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM: a worker stops taking tasks, finishes or gives back what it
+/// holds, and exits 0; another worker then ends the job.
+#[test]
+fn a_stopped_worker_holds_nothing() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let dir = temp_dir("sigterm-worker");
+    let files_url = format!("file://{}", dir.join("files").display());
+    let server = Server::fresh(&["--store", &url, "--files", &files_url, "--no-work"]);
+    let spool = dir.join("spool");
+    let args = [
+        "--store",
+        url.as_str(),
+        "--files",
+        files_url.as_str(),
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "--concurrency",
+        "1",
+    ];
+    let mut first = Worker::start(&args);
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let paths = inputs(&input);
+    let client = server.client();
+    let ids: Vec<String> = paths[..12]
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap().job_id;
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let name = first.name.clone();
+    wait_until("the worker to hold a task", Duration::from_secs(60), || {
+        pending(&mut conn, "ledgerline")
+            .get(&name)
+            .copied()
+            .unwrap_or(0)
+            > 0
+    });
+    let stopping = Instant::now();
+    let pid = first.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let exit = first.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "the stop took {:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(
+        pending(&mut conn, "ledgerline")
+            .get(&name)
+            .copied()
+            .unwrap_or(0),
+        0,
+        "a stopped worker still holds tasks"
+    );
+    let running = status_files(&client, &job, FileState::Running);
+    assert_eq!(running, 0, "files left running by a stopped worker");
+    let _second = Worker::start(&args);
+    wait_until("the job to end", Duration::from_secs(120), || {
+        status(&client, &job).state.is_finished()
+    });
+    let done = status(&client, &job);
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(done.progress.files_done, 12);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn status_files(client: &Client, job: &str, state: FileState) -> usize {
+    status(client, job)
+        .files
+        .iter()
+        .filter(|f| f.state == state)
+        .count()
+}
