@@ -444,3 +444,56 @@ fn status_files(client: &Client, job: &str, state: FileState) -> usize {
         .filter(|f| f.state == state)
         .count()
 }
+
+/// A cancel reaches files running on a worker and files still queued; the
+/// job ends `cancelled` with the finished files' reports kept.
+#[test]
+fn a_cancel_reaches_the_workers() {
+    let Some(redis) = Redis::start() else { return };
+    let url = redis.url();
+    let dir = temp_dir("cancel-workers");
+    let files_url = format!("file://{}", dir.join("files").display());
+    let server = Server::fresh(&["--store", &url, "--files", &files_url, "--no-work"]);
+    let spool = dir.join("spool");
+    let _worker = Worker::start(&[
+        "--store",
+        &url,
+        "--files",
+        &files_url,
+        "--spool-dir",
+        spool.to_str().unwrap(),
+        "--concurrency",
+        "1",
+    ]);
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let paths = inputs(&input);
+    let client = server.client();
+    let ids: Vec<String> = paths[..12]
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap().job_id;
+    wait_until("a first file to end", Duration::from_secs(60), || {
+        status(&client, &job).progress.files_done >= 1
+    });
+    client.cancel(&job).unwrap();
+    wait_until("the job to end", Duration::from_secs(60), || {
+        status(&client, &job).state.is_finished()
+    });
+    let last = status(&client, &job);
+    assert_eq!(last.state, JobState::Cancelled);
+    let report = client.report(&job).unwrap();
+    let done = report.files.iter().filter(|f| f.outcome.is_ok()).count();
+    let cancelled = report
+        .files
+        .iter()
+        .filter(|f| matches!(&f.outcome, Err(e) if e.code.as_str() == "cancelled"))
+        .count();
+    assert!((1..12).contains(&done), "{done} done");
+    assert_eq!(done + cancelled, 12);
+    assert_eq!(status_files(&client, &job, FileState::Done), done);
+    assert_eq!(status_files(&client, &job, FileState::Cancelled), cancelled);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
