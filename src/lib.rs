@@ -151,6 +151,7 @@ pub use ledgerline_gen as gen;
 pub use ledgerline_governor as governor;
 pub use ledgerline_invoice as invoice;
 pub use ledgerline_optimized as optimized;
+pub use ledgerline_output as output;
 pub use ledgerline_read as read;
 pub use ledgerline_scheduler as scheduler;
 pub use ledgerline_session as session;

@@ -113,6 +113,15 @@ struct ProcessArgs {
     /// Which processor runs: standard or optimized.
     #[arg(long, value_name = "NAME")]
     processor: Option<String>,
+    /// Write every invalid row, as read, with its row number, error codes
+    /// and messages to this CSV (UTF-8 with BOM, safe to open in a
+    /// spreadsheet program).
+    #[arg(long, value_name = "FILE.csv")]
+    rejects: Option<PathBuf>,
+    /// Write every row counted in the totals, normalized, to this file
+    /// (`.csv` or `.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    valid_out: Option<PathBuf>,
     #[command(flatten)]
     settings: SettingArgs,
 }
@@ -308,11 +317,33 @@ fn bulk_command(args: BulkArgs) -> i32 {
 
 fn process(args: ProcessArgs) -> i32 {
     let bar = ProgressBar::for_file(&args.file);
-    let run = RunContext::new().with_progress(bar.callback());
-    let result = settings_from(&args.settings)
+    let mut run = RunContext::new().with_progress(bar.callback());
+    let outputs = if args.rejects.is_some() || args.valid_out.is_some() {
+        match ledgerline_output::Outputs::create(args.rejects.as_deref(), args.valid_out.as_deref())
+        {
+            Ok(o) => {
+                run = run.with_rows(o.sink());
+                Some(o)
+            }
+            Err(e) => {
+                eprintln!("ledgerline: cannot write the outputs: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
+    let mut result = settings_from(&args.settings)
         .and_then(|s| processor_for(args.processor.as_deref(), s))
         .and_then(|p| p.process_file_with(&args.file, &run));
     bar.finish();
+    drop(run);
+    // Outputs appear only for a complete run; a failed one leaves none.
+    if let (Ok(_), Some(outputs)) = (&result, outputs) {
+        if let Err(e) = outputs.finish() {
+            result = Err(ledgerline_core::FileError::io(&args.file, e));
+        }
+    }
     match (result, args.json) {
         (Ok(report), true) => {
             print_json(&serde_json::to_value(&report).unwrap_or_default());

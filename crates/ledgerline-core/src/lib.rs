@@ -35,6 +35,7 @@ pub mod currency;
 mod error;
 mod processor;
 mod report;
+pub mod rows;
 mod run;
 mod settings;
 

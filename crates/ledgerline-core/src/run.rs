@@ -80,6 +80,8 @@ pub struct RunContext {
     pub invoices: Option<InvoiceSink>,
     /// Limits granted by the caller.
     pub limits: RunLimits,
+    /// Receives every invalid and every clean row, in file order.
+    pub rows: Option<crate::rows::SharedRowSink>,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -90,6 +92,7 @@ impl std::fmt::Debug for RunContext {
             .field("chunk_hook", &self.chunk_hook.is_some())
             .field("invoices", &self.invoices.is_some())
             .field("limits", &self.limits)
+            .field("rows", &self.rows.is_some())
             .finish()
     }
 }
@@ -109,6 +112,12 @@ impl RunContext {
     /// Sends progress to `progress`.
     pub fn with_progress(mut self, progress: Progress) -> RunContext {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Sends every invalid and every clean row, in file order, to `sink`.
+    pub fn with_rows(mut self, sink: crate::rows::SharedRowSink) -> RunContext {
+        self.rows = Some(sink);
         self
     }
 

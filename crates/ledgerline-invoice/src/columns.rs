@@ -11,6 +11,8 @@ use crate::rules::Rules;
 pub struct Columns {
     index: [Option<usize>; 12],
     header_len: usize,
+    /// The header record as read (for outputs that repeat it).
+    header: Vec<String>,
 }
 
 impl Columns {
@@ -83,6 +85,7 @@ impl Columns {
         Ok(Columns {
             index,
             header_len: header.len(),
+            header: header.to_vec(),
         })
     }
 
@@ -95,6 +98,11 @@ impl Columns {
     /// The number of columns of the header.
     pub fn header_len(&self) -> usize {
         self.header_len
+    }
+
+    /// The header record as read.
+    pub fn header(&self) -> &[String] {
+        &self.header
     }
 }
 

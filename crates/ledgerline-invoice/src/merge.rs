@@ -16,7 +16,9 @@ use ledgerline_core::{
 use crate::anchors::{Anchor, Anchors};
 use crate::currency::Currency;
 use crate::decimal::format_minor;
-use crate::validate::{code_index, cut, Candidate, ChunkResult};
+use crate::validate::{code_index, cut, Candidate, ChunkResult, OutRow};
+use ledgerline_core::rows::{RejectedRow, SharedRowSink};
+use rustc_hash::FxHashMap;
 
 /// The first column in which `c` differs from `anchor` (customer_id,
 /// currency, invoice_date), with the index of its text span.
@@ -58,6 +60,17 @@ pub struct Merger {
     /// `counts.blank` so far, dropped if the file ends before another
     /// non-blank row.
     trailing_blank: u64,
+    /// Where every non-blank row goes, in file order (outputs).
+    rows: Option<Rows>,
+}
+
+/// The outputs' sink (shown in `Debug` only by its presence).
+struct Rows(SharedRowSink);
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rows")
+    }
 }
 
 impl Merger {
@@ -71,7 +84,21 @@ impl Merger {
             anchors: Anchors::default(),
             sums: vec![Sums::default(); Currency::COUNT],
             trailing_blank: 0,
+            rows: None,
         }
+    }
+
+    /// Sends every non-blank row to `sink` as it is merged, after the
+    /// file's `header`: rows with errors of their own, rows found
+    /// `invoice_inconsistent` here (with that error), and clean rows. The
+    /// chunks must come from a validator keeping rows for outputs
+    /// ([`crate::Validator::with_outputs`]).
+    pub fn with_rows(mut self, sink: SharedRowSink, header: &[String]) -> Merger {
+        sink.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .header(header);
+        self.rows = Some(Rows(sink));
+        self
     }
 
     /// Counts `rows` blank rows that count whatever follows (the
@@ -131,8 +158,10 @@ impl Merger {
             agrees.push(agree);
         }
         let mut inconsistent: Vec<RowError> = Vec::new();
+        // For outputs: the candidates found inconsistent, by index.
+        let mut rejected: FxHashMap<u32, String> = FxHashMap::default();
         if recheck {
-            for c in &chunk.candidates {
+            for (index, c) in chunk.candidates.iter().enumerate() {
                 let g = c.group as usize;
                 if agrees[g] && c.matches {
                     continue; // counted with its group
@@ -153,20 +182,43 @@ impl Merger {
                     Some((column, span)) => {
                         self.counts.invalid += 1;
                         self.error_counts[code_index(ErrorCode::InvoiceInconsistent)] += 1;
+                        let message =
+                            format!("{column} differs from the first line of invoice {id}");
+                        if self.rows.is_some() {
+                            rejected.insert(index as u32, message.clone());
+                        }
                         inconsistent.push(RowError {
                             row: c.row,
                             column: Some(column),
                             code: ErrorCode::InvoiceInconsistent,
                             value: Some(cut(chunk.span(c, span))),
-                            message: format!(
-                                "{column} differs from the first line of invoice {id}"
-                            ),
+                            message,
                         });
                     }
                 }
             }
             inconsistent.sort_by_key(|e| e.row);
             inconsistent.truncate(self.max_errors);
+        }
+        if let Some(Rows(sink)) = &self.rows {
+            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            for r in chunk.rows {
+                match r {
+                    OutRow::Rejected(r) => sink.rejected(&r),
+                    OutRow::Clean {
+                        candidate,
+                        fields,
+                        row,
+                    } => match rejected.remove(&candidate) {
+                        None => sink.clean(&row),
+                        Some(message) => sink.rejected(&RejectedRow {
+                            row: row.row,
+                            fields,
+                            errors: vec![(ErrorCode::InvoiceInconsistent, message)],
+                        }),
+                    },
+                }
+            }
         }
         self.push_errors(chunk.errors, inconsistent);
     }

@@ -16,6 +16,7 @@ use crate::date::{excel_serial_date, parse_date, Date};
 use crate::decimal::{exceeds_tolerance, line_amounts, parse_decimal, round_to_minor, Decimal};
 use crate::rules::{trim_bytes, Rules};
 use ethnum::I256;
+use ledgerline_core::rows::{CleanRow, Exact, RejectedRow};
 use ledgerline_core::DecimalSeparator;
 use rustc_hash::FxHashMap;
 
@@ -33,6 +34,27 @@ pub struct Validator<'a> {
     order: DateOrder,
     date1904: bool,
     check_field_count: bool,
+    /// Whether to keep every non-blank row for outputs ([`ChunkResult::rows`]).
+    outputs: bool,
+}
+
+/// A non-blank row kept for outputs, in row order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutRow {
+    /// A row with errors of its own.
+    Rejected(RejectedRow),
+    /// An error-free row: the candidate of that index, its fields as read
+    /// (for a rejects file, should the merge find it inconsistent) and its
+    /// normalized values.
+    Clean {
+        /// Index in [`ChunkResult::candidates`].
+        candidate: u32,
+        /// Its fields as read.
+        fields: Vec<String>,
+        /// Its normalized values.
+        row: Box<CleanRow>,
+    },
 }
 
 /// A row that passed every check of its own: a candidate for the aggregates,
@@ -107,6 +129,9 @@ pub struct ChunkResult {
     pub groups: Vec<Group>,
     /// Text the candidates' spans point into.
     pub text: String,
+    /// Every non-blank row, in row order, when the validator keeps them
+    /// for outputs (empty otherwise).
+    pub rows: Vec<OutRow>,
 }
 
 impl ChunkResult {
@@ -120,6 +145,12 @@ impl ChunkResult {
     pub fn shift_rows(&mut self, delta: u64) {
         if delta == 0 {
             return;
+        }
+        for r in &mut self.rows {
+            match r {
+                OutRow::Rejected(r) => r.row += delta,
+                OutRow::Clean { row, .. } => row.row += delta,
+            }
         }
         for e in &mut self.errors {
             e.row += delta;
@@ -221,7 +252,15 @@ impl<'a> Validator<'a> {
             order,
             date1904,
             check_field_count,
+            outputs: false,
         }
+    }
+
+    /// Keeps every non-blank row for outputs ([`ChunkResult::rows`]) when
+    /// `on`.
+    pub fn with_outputs(mut self, on: bool) -> Validator<'a> {
+        self.outputs = on;
+        self
     }
 
     /// Validates every record of `batch`.
@@ -245,6 +284,16 @@ impl<'a> Validator<'a> {
                 Outcome::Invalid => {
                     out.trailing_blank = 0;
                     out.invalid += 1;
+                    if self.outputs {
+                        out.rows.push(OutRow::Rejected(RejectedRow {
+                            row: record.row(),
+                            fields: fields_as_read(&record),
+                            errors: row_errors
+                                .iter()
+                                .map(|e| (e.code, e.message.clone()))
+                                .collect(),
+                        }));
+                    }
                     for e in row_errors.drain(..) {
                         out.error_counts[code_index(e.code)] += 1;
                         if out.errors.len() < self.rules.max_errors {
@@ -457,6 +506,44 @@ impl<'a> Validator<'a> {
             let a = out.text.len() as u32;
             out.text.push_str(s);
             spans[k] = (a, out.text.len() as u32);
+        }
+        if self.outputs {
+            let exact = |d: Decimal| Exact {
+                mantissa: i128::from(d.mantissa),
+                scale: d.scale,
+            };
+            let minor_units = |m: i128| Exact {
+                mantissa: m,
+                scale: minor,
+            };
+            let text = |field| {
+                self.value(record, field)
+                    .filter(|v| !v.empty)
+                    .map(|v| v.text.to_string())
+            };
+            let clean = CleanRow {
+                row,
+                invoice_id: idv.text.to_string(),
+                invoice_date: date.to_string(),
+                due_date: due.map(|(d, _)| d.to_string()),
+                customer_id: cv.text.to_string(),
+                customer_name: text(Field::CustomerName),
+                sku: text(Field::Sku),
+                description: text(Field::Description),
+                quantity: exact(quantity.unwrap_or(Decimal::ZERO)),
+                unit_price: exact(price.unwrap_or(Decimal::ZERO)),
+                tax_rate: exact(tax.unwrap_or(Decimal::ZERO)),
+                line_total: line_total.map(|(lt, _)| exact(lt)),
+                currency: currency.code(),
+                net: minor_units(amounts.net),
+                tax: minor_units(amounts.tax),
+                gross: minor_units(gross),
+            };
+            out.rows.push(OutRow::Clean {
+                candidate: out.candidates.len() as u32,
+                fields: fields_as_read(&record.record),
+                row: Box::new(clean),
+            });
         }
         out.candidates.push(Candidate {
             row,
@@ -671,6 +758,14 @@ enum Outcome {
     Blank,
     Valid,
     Invalid,
+}
+
+/// A record's fields as read, invalid bytes replaced.
+fn fields_as_read(record: &Record<'_>) -> Vec<String> {
+    record
+        .fields()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect()
 }
 
 fn whole_record(row: u64, code: ErrorCode, message: &str) -> RowError {

@@ -41,7 +41,7 @@ use ledgerline_core::{
     FileError, FileErrorCode, FileProcessor, RecordBatch, Report, RunContext, Settings, Source,
 };
 use ledgerline_governor::Governor;
-use ledgerline_invoice::{read_prelude, Merger, Rules, Validator};
+use ledgerline_invoice::{read_prelude, Rules, Validator};
 use ledgerline_read::RecordReader;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
 use ledgerline_session::{self as session, check_cancel, guarded, row_range, Session};
@@ -146,9 +146,8 @@ impl OptimizedProcessor {
 
         let mut pending: VecDeque<RecordBatch> =
             std::mem::take(&mut session.prelude.pending).into();
-        let validator = session.validator(reader.info());
-        let mut merger = Merger::new(session.rules.max_errors);
-        merger.add_blank(session.prelude.blank_rows);
+        let validator = session.validator(reader.info(), run);
+        let mut merger = session.merger(run);
         let mut at_end = session.prelude.at_end;
         let chunk_rows = plan.chunk_rows;
         let mut chunks = 0u64;
@@ -305,9 +304,9 @@ impl OptimizedProcessor {
             ((plan.chunk_rows as f64 * bytes_per_row) as usize).clamp(1, MAX_BLOCK)
         });
 
-        let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true);
-        let mut merger = Merger::new(rules.max_errors);
-        merger.add_blank(prelude.blank_rows);
+        let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true)
+            .with_outputs(run.rows.is_some());
+        let mut merger = ledgerline_session::merger_for(&rules, &prelude, run);
         let mut pending: VecDeque<RecordBatch> = std::mem::take(&mut prelude.pending).into();
         let at_end = prelude.at_end;
         let mut line_offset = next_line - 1;

@@ -97,8 +97,9 @@ impl Session {
     }
 
     /// The validator for this file's rows: its rules, columns and date
-    /// order, and the workbook's date system from `info`.
-    pub fn validator(&self, info: &SourceInfo) -> Validator<'_> {
+    /// order, and the workbook's date system from `info`; it keeps rows for
+    /// outputs when the run has a row sink.
+    pub fn validator(&self, info: &SourceInfo, run: &RunContext) -> Validator<'_> {
         Validator::new(
             &self.rules,
             &self.prelude.columns,
@@ -106,6 +107,13 @@ impl Session {
             info.date_1904,
             self.csv,
         )
+        .with_outputs(run.rows.is_some())
+    }
+
+    /// The merger for this file: the prelude's left-out blank rows counted,
+    /// and the run's row sink, if any, given the header.
+    pub fn merger(&self, run: &RunContext) -> Merger {
+        merger_for(&self.rules, &self.prelude, run)
     }
 
     /// The report's `source` for what was read.
@@ -153,9 +161,8 @@ pub fn run_sequential(
 ) -> Result<Report, FileError> {
     let chunk_size = settings.chunk_size;
     let pending = std::mem::take(&mut session.prelude.pending);
-    let validator = session.validator(reader.info());
-    let mut merger = Merger::new(session.rules.max_errors);
-    merger.add_blank(session.prelude.blank_rows);
+    let validator = session.validator(reader.info(), run);
+    let mut merger = session.merger(run);
     let mut chunks = 0u64;
     let mut rows = session.prelude.blank_rows;
     for batch in &pending {
@@ -191,6 +198,17 @@ pub fn run_sequential(
     );
     let source = session.source(reader.info());
     Ok(session.finish(merger, source, metrics, run))
+}
+
+/// The merger of a file whose prelude is `prelude`: its left-out blank
+/// rows counted, and the run's row sink, if any, given the header.
+pub fn merger_for(rules: &Rules, prelude: &Prelude, run: &RunContext) -> Merger {
+    let mut merger = Merger::new(rules.max_errors);
+    merger.add_blank(prelude.blank_rows);
+    match &run.rows {
+        Some(sink) => merger.with_rows(sink.clone(), prelude.columns.header()),
+        None => merger,
+    }
 }
 
 /// [`RecordReader::read_batch`], refusing a batch that

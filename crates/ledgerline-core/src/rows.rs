@@ -1,0 +1,111 @@
+//! Rows out of a run, for outputs: every invalid row as read, every clean
+//! row normalized, in file order. Both processors feed a [`RowSink`] from
+//! their in-order merge (the one `Merger`), so their outputs are identical;
+//! what a sink writes (CSV, JSON Lines, a database) is not known here.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use crate::ErrorCode;
+
+/// An exact decimal, `mantissa × 10^-scale`; printed plainly (`-12.50`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exact {
+    /// The digits.
+    pub mantissa: i128,
+    /// Digits after the point.
+    pub scale: u32,
+}
+
+impl fmt::Display for Exact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.mantissa.unsigned_abs().to_string();
+        let sign = if self.mantissa < 0 { "-" } else { "" };
+        let scale = self.scale as usize;
+        if scale == 0 {
+            return write!(f, "{sign}{digits}");
+        }
+        let digits = format!("{digits:0>width$}", width = scale + 1);
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        write!(f, "{sign}{int}.{frac}")
+    }
+}
+
+/// A row that counts toward the totals, normalized (SPEC §2's fields).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CleanRow {
+    /// Its row number (SPEC §3).
+    pub row: u64,
+    /// `invoice_id`, trimmed.
+    pub invoice_id: String,
+    /// `invoice_date` as `YYYY-MM-DD`.
+    pub invoice_date: String,
+    /// `due_date` as `YYYY-MM-DD`, when given.
+    pub due_date: Option<String>,
+    /// `customer_id`, trimmed.
+    pub customer_id: String,
+    /// `customer_name`, when given.
+    pub customer_name: Option<String>,
+    /// `sku`, when given.
+    pub sku: Option<String>,
+    /// `description`, when given.
+    pub description: Option<String>,
+    /// `quantity`, exactly as parsed.
+    pub quantity: Exact,
+    /// `unit_price`, exactly as parsed.
+    pub unit_price: Exact,
+    /// `tax_rate` as a fraction (`20%` is `0.20`; empty is `0`).
+    pub tax_rate: Exact,
+    /// `line_total`, exactly as parsed, when given.
+    pub line_total: Option<Exact>,
+    /// The ISO 4217 code, upper case (the default currency when empty).
+    pub currency: &'static str,
+    /// round(quantity × unit_price), at the currency's minor units (SPEC §7).
+    pub net: Exact,
+    /// round(quantity × unit_price × tax_rate).
+    pub tax: Exact,
+    /// round(line_total), or net + tax when it is absent.
+    pub gross: Exact,
+}
+
+/// A row with at least one error, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// Its row number (SPEC §3).
+    pub row: u64,
+    /// Its fields as read (invalid bytes replaced by U+FFFD).
+    pub fields: Vec<String>,
+    /// Every error of the row, in SPEC §4's order, with its message.
+    pub errors: Vec<(ErrorCode, String)>,
+}
+
+/// Where a run's rows go. Called in file order, from the merge; blank rows
+/// are not given. A sink keeps its own I/O errors and reports them when it
+/// is finished by its owner.
+pub trait RowSink: Send {
+    /// The file's header record as read, before any row.
+    fn header(&mut self, fields: &[String]);
+    /// An invalid row.
+    fn rejected(&mut self, row: &RejectedRow);
+    /// A row counted in the totals.
+    fn clean(&mut self, row: &CleanRow);
+}
+
+/// A sink as a run holds it.
+pub type SharedRowSink = Arc<Mutex<dyn RowSink>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_prints_plainly() {
+        let e = |mantissa, scale| Exact { mantissa, scale }.to_string();
+        assert_eq!(e(-1250, 2), "-12.50");
+        assert_eq!(e(5, 3), "0.005");
+        assert_eq!(e(-5, 1), "-0.5");
+        assert_eq!(e(0, 2), "0.00");
+        assert_eq!(e(42, 0), "42");
+        assert_eq!(e(i128::MIN, 0), "-170141183460469231731687303715884105728");
+    }
+}

@@ -1,0 +1,378 @@
+//! What a run writes besides its report, fed by the processors' in-order
+//! merge through [`RowSink`]: the rejected rows, to send back to whoever
+//! exported them ([`Rejects`], CSV), and the clean rows, normalized, to load
+//! ([`CleanRows`], CSV or JSON Lines by extension).
+//!
+//! Every output is written under a temporary name beside its target and
+//! renamed when [`Outputs::finish`] is called after a complete run; an
+//! output dropped unfinished (a failed run) removes its temporary file, so
+//! no half file is ever left under the real name.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use ledgerline_core::{FileProcessor, RunContext};
+//! use ledgerline_output::Outputs;
+//!
+//! # fn f(processor: &dyn FileProcessor) -> Result<(), Box<dyn std::error::Error>> {
+//! let outputs = Outputs::create(Some("rejects.csv".as_ref()), Some("clean.jsonl".as_ref()))?;
+//! let run = RunContext::new().with_rows(outputs.sink());
+//! let report = processor.process_file_with("invoices.csv".as_ref(), &run)?;
+//! outputs.finish()?; // both files appear only now
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ledgerline_core::rows::{CleanRow, RejectedRow, RowSink, SharedRowSink};
+
+/// A file written under a temporary name and renamed when finished.
+struct Staged {
+    target: PathBuf,
+    temp: PathBuf,
+    out: Option<BufWriter<File>>,
+    /// The first write error, reported by `finish`.
+    error: Option<io::Error>,
+}
+
+impl Staged {
+    fn create(target: &Path) -> io::Result<Staged> {
+        let name = target
+            .file_name()
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "an output needs a file name")
+            })?
+            .to_string_lossy();
+        let temp = target.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
+        let file = File::create(&temp)?;
+        Ok(Staged {
+            target: target.to_path_buf(),
+            temp,
+            out: Some(BufWriter::with_capacity(1 << 16, file)),
+            error: None,
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(out) = self.out.as_mut() {
+            if let Err(e) = out.write_all(bytes) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let Some(out) = self.out.take() else {
+            return Ok(());
+        };
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        drop(file);
+        std::fs::rename(&self.temp, &self.target)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// One CSV record's bytes.
+fn csv_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    // Writing to memory cannot fail.
+    let _ = w.write_record(fields);
+    w.into_inner().unwrap_or_default()
+}
+
+/// A cell safe to open in a spreadsheet program: one starting with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return gets a leading `'` (OWASP's
+/// CSV-injection advice), unless the whole cell is a plain decimal number
+/// (`-12.50` stays a number).
+pub fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
+    let risky = matches!(
+        cell.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    );
+    if risky && !is_plain_number(cell) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// `[+-]digits[.digits]`.
+fn is_plain_number(cell: &str) -> bool {
+    let body = cell.strip_prefix(['+', '-']).unwrap_or(cell);
+    let (int, frac) = body.split_once('.').unwrap_or((body, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The rejected rows as CSV for people: UTF-8 with a BOM (spreadsheet
+/// programs need it), columns `row`, `errors` (every code of the row,
+/// `;`-separated, in SPEC §4's order), `messages` (likewise), then the
+/// file's own header and fields as read. Every cell is neutralized
+/// ([`neutralize`]).
+pub struct Rejects {
+    file: Staged,
+}
+
+impl Rejects {
+    /// Starts writing to a temporary file beside `path`.
+    pub fn create(path: &Path) -> io::Result<Rejects> {
+        let mut file = Staged::create(path)?;
+        file.write(b"\xEF\xBB\xBF");
+        Ok(Rejects { file })
+    }
+
+    fn header(&mut self, fields: &[String]) {
+        let cells = ["row", "errors", "messages"]
+            .into_iter()
+            .map(Into::into)
+            .chain(fields.iter().map(|f| neutralize(f)));
+        let record = csv_record_owned(cells);
+        self.file.write(&record);
+    }
+
+    fn rejected(&mut self, row: &RejectedRow) {
+        let codes: Vec<&str> = row.errors.iter().map(|(c, _)| c.as_str()).collect();
+        let messages: Vec<&str> = row.errors.iter().map(|(_, m)| m.as_str()).collect();
+        let cells = [
+            row.row.to_string().into(),
+            neutralize(&codes.join(";")).into_owned().into(),
+            neutralize(&messages.join(";")).into_owned().into(),
+        ]
+        .into_iter()
+        .chain(row.fields.iter().map(|f| neutralize(f)));
+        let record = csv_record_owned(cells);
+        self.file.write(&record);
+    }
+}
+
+fn csv_record_owned<'a>(cells: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> Vec<u8> {
+    let cells: Vec<std::borrow::Cow<'a, str>> = cells.collect();
+    csv_record(cells.iter().map(|c| c.as_ref()))
+}
+
+/// The columns of the clean rows, in order.
+pub const CLEAN_COLUMNS: [&str; 16] = [
+    "row",
+    "invoice_id",
+    "invoice_date",
+    "due_date",
+    "customer_id",
+    "customer_name",
+    "sku",
+    "description",
+    "quantity",
+    "unit_price",
+    "tax_rate",
+    "line_total",
+    "currency",
+    "net",
+    "tax",
+    "gross",
+];
+
+/// How clean rows are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CleanFormat {
+    /// CSV with a header of [`CLEAN_COLUMNS`]; absent values empty.
+    Csv,
+    /// One JSON object per line; absent values `null`; decimals as exact
+    /// strings.
+    JsonLines,
+}
+
+impl CleanFormat {
+    /// The format a path's extension names (`.csv`, `.jsonl`).
+    pub fn for_path(path: &Path) -> Option<CleanFormat> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(CleanFormat::Csv),
+            "jsonl" | "ndjson" => Some(CleanFormat::JsonLines),
+            _ => None,
+        }
+    }
+}
+
+/// The clean rows — every row that counts toward the totals — normalized:
+/// dates `YYYY-MM-DD`, currency upper-cased, decimals as exact text, and
+/// `net`, `tax`, `gross` rounded as SPEC §7 does, in file order.
+pub struct CleanRows {
+    file: Staged,
+    format: CleanFormat,
+}
+
+impl CleanRows {
+    /// Starts writing `format` to a temporary file beside `path`.
+    pub fn create(path: &Path, format: CleanFormat) -> io::Result<CleanRows> {
+        let mut file = Staged::create(path)?;
+        if format == CleanFormat::Csv {
+            file.write(&csv_record(CLEAN_COLUMNS));
+        }
+        Ok(CleanRows { file, format })
+    }
+
+    fn clean(&mut self, r: &CleanRow) {
+        let values: [Option<String>; 16] = [
+            Some(r.row.to_string()),
+            Some(r.invoice_id.clone()),
+            Some(r.invoice_date.clone()),
+            r.due_date.clone(),
+            Some(r.customer_id.clone()),
+            r.customer_name.clone(),
+            r.sku.clone(),
+            r.description.clone(),
+            Some(r.quantity.to_string()),
+            Some(r.unit_price.to_string()),
+            Some(r.tax_rate.to_string()),
+            r.line_total.map(|t| t.to_string()),
+            Some(r.currency.to_string()),
+            Some(r.net.to_string()),
+            Some(r.tax.to_string()),
+            Some(r.gross.to_string()),
+        ];
+        match self.format {
+            CleanFormat::Csv => {
+                let record = csv_record(values.iter().map(|v| v.as_deref().unwrap_or("")));
+                self.file.write(&record);
+            }
+            CleanFormat::JsonLines => {
+                let mut object = serde_json::Map::new();
+                for (k, (name, v)) in CLEAN_COLUMNS.iter().zip(values).enumerate() {
+                    let value = match (k, v) {
+                        (0, _) => serde_json::Value::from(r.row),
+                        (_, Some(v)) => serde_json::Value::String(v),
+                        (_, None) => serde_json::Value::Null,
+                    };
+                    object.insert((*name).to_string(), value);
+                }
+                let mut line = serde_json::to_vec(&object).unwrap_or_default();
+                line.push(b'\n');
+                self.file.write(&line);
+            }
+        }
+    }
+}
+
+/// A run's outputs: rejects, clean rows, or both, fed as one [`RowSink`].
+pub struct Outputs {
+    inner: Arc<Mutex<Sinks>>,
+}
+
+struct Sinks {
+    rejects: Option<Rejects>,
+    clean: Option<CleanRows>,
+}
+
+impl RowSink for Sinks {
+    fn header(&mut self, fields: &[String]) {
+        if let Some(r) = self.rejects.as_mut() {
+            r.header(fields);
+        }
+    }
+
+    fn rejected(&mut self, row: &RejectedRow) {
+        if let Some(r) = self.rejects.as_mut() {
+            r.rejected(row);
+        }
+    }
+
+    fn clean(&mut self, row: &CleanRow) {
+        if let Some(c) = self.clean.as_mut() {
+            c.clean(row);
+        }
+    }
+}
+
+impl Outputs {
+    /// Opens the outputs asked for: the rejects CSV, the clean rows (format
+    /// by extension: `.csv`, `.jsonl`).
+    pub fn create(rejects: Option<&Path>, clean: Option<&Path>) -> io::Result<Outputs> {
+        let clean = match clean {
+            None => None,
+            Some(path) => {
+                let format = CleanFormat::for_path(path).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "{}: clean rows are written as .csv or .jsonl",
+                            path.display()
+                        ),
+                    )
+                })?;
+                Some(CleanRows::create(path, format)?)
+            }
+        };
+        let rejects = rejects.map(Rejects::create).transpose()?;
+        Ok(Outputs {
+            inner: Arc::new(Mutex::new(Sinks { rejects, clean })),
+        })
+    }
+
+    /// The sink to give the run ([`ledgerline_core::RunContext::with_rows`]).
+    pub fn sink(&self) -> SharedRowSink {
+        self.inner.clone()
+    }
+
+    /// Completes every output after a complete run: flushed, synced and
+    /// renamed into place. Not called (dropped), nothing is left behind.
+    pub fn finish(self) -> io::Result<()> {
+        let mut sinks = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = sinks.rejects.as_mut() {
+            r.file.finish()?;
+        }
+        if let Some(c) = sinks.clean.as_mut() {
+            c.file.finish()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owasp_injection_prefixes_are_neutralized_and_numbers_kept() {
+        for risky in [
+            "=1+2",
+            "=cmd|' /C calc'!A0",
+            "+1+2",
+            "-1+2",
+            "@SUM(1,2)",
+            "\t=1",
+            "\r=1",
+            "=HYPERLINK(\"http://x\")",
+            "-",
+            "+",
+            "-.5",
+            "-1.",
+            "--1",
+            "-1e5",
+            "@",
+        ] {
+            assert_eq!(neutralize(risky), format!("'{risky}"), "{risky:?}");
+        }
+        for safe in ["-12.50", "+5", "-0", "12.5", "abc", "", " =1", "a=b", "1-2"] {
+            assert_eq!(neutralize(safe), safe, "{safe:?}");
+        }
+    }
+}
