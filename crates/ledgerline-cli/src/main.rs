@@ -116,8 +116,12 @@ struct ProcessArgs {
     /// Write every invalid row, as read, with its row number, error codes
     /// and messages to this CSV (UTF-8 with BOM, safe to open in a
     /// spreadsheet program).
-    #[arg(long, value_name = "FILE.csv")]
+    #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
+    /// Format of --rejects: csv (UTF-8 with BOM) or xlsx; default from its
+    /// extension (.xlsx), else csv.
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "xlsx"])]
+    rejects_format: Option<String>,
     /// Write every row counted in the totals, normalized, to this file
     /// (`.csv` or `.jsonl`).
     #[arg(long, value_name = "FILE")]
@@ -319,8 +323,18 @@ fn process(args: ProcessArgs) -> i32 {
     let bar = ProgressBar::for_file(&args.file);
     let mut run = RunContext::new().with_progress(bar.callback());
     let outputs = if args.rejects.is_some() || args.valid_out.is_some() {
-        match ledgerline_output::Outputs::create(args.rejects.as_deref(), args.valid_out.as_deref())
-        {
+        let rejects = args.rejects.as_deref().map(|path| {
+            let by_extension = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("xlsx"));
+            let name =
+                args.rejects_format
+                    .as_deref()
+                    .unwrap_or(if by_extension { "xlsx" } else { "csv" });
+            let format = ledgerline_output::RejectsFormat::parse(name).unwrap_or_default();
+            (path, format)
+        });
+        match ledgerline_output::Outputs::create_as(rejects, args.valid_out.as_deref()) {
             Ok(o) => {
                 run = run.with_rows(o.sink());
                 Some(o)

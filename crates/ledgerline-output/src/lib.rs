@@ -124,44 +124,188 @@ fn is_plain_number(cell: &str) -> bool {
         && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The rejected rows as CSV for people: UTF-8 with a BOM (spreadsheet
-/// programs need it), columns `row`, `errors` (every code of the row,
-/// `;`-separated, in SPEC §4's order), `messages` (likewise), then the
-/// file's own header and fields as read. Every cell is neutralized
-/// ([`neutralize`]).
+/// How rejected rows are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectsFormat {
+    /// CSV, UTF-8 with a BOM, every cell neutralized ([`neutralize`]).
+    #[default]
+    Csv,
+    /// An xlsx workbook whose cells are all text (text cells are never
+    /// evaluated, so nothing needs neutralizing); a sheet holds at most
+    /// 1,048,575 rows, more go on to sheets `rejects 2`, `rejects 3`, ….
+    Xlsx,
+}
+
+impl RejectsFormat {
+    /// By name: `csv` or `xlsx`.
+    pub fn parse(name: &str) -> Option<RejectsFormat> {
+        match name {
+            "csv" => Some(RejectsFormat::Csv),
+            "xlsx" => Some(RejectsFormat::Xlsx),
+            _ => None,
+        }
+    }
+}
+
+/// The rejected rows, for people: columns `row`, `errors` (every code of
+/// the row, `;`-separated, in SPEC §4's order), `messages` (likewise), then
+/// the file's own header and fields as read — `row` first, so that a
+/// ragged row's fields never shift it.
 pub struct Rejects {
-    file: Staged,
+    out: RejectsOut,
+}
+
+enum RejectsOut {
+    Csv(Staged),
+    Xlsx(Box<XlsxRejects>),
+}
+
+/// The xlsx rejects: a workbook of constant-memory sheets, saved under a
+/// temporary name and renamed.
+struct XlsxRejects {
+    target: PathBuf,
+    book: rust_xlsxwriter::Workbook,
+    sheet: usize,
+    row: u32,
+    header: Vec<String>,
+    error: Option<io::Error>,
+}
+
+/// Rows of one sheet, the header aside.
+const SHEET_ROWS: u32 = 1_048_575;
+
+impl XlsxRejects {
+    fn write_row<'a>(&mut self, cells: impl Iterator<Item = &'a str>) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.row > SHEET_ROWS {
+            self.new_sheet();
+        }
+        let (sheet, row) = (self.sheet, self.row);
+        let result = (|| -> Result<(), rust_xlsxwriter::XlsxError> {
+            let ws = self.book.worksheet_from_index(sheet)?;
+            for (col, text) in cells.enumerate() {
+                let col = u16::try_from(col).unwrap_or(u16::MAX);
+                ws.write_string(row, col, text)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.row += 1,
+            Err(e) => self.error = Some(io::Error::other(e.to_string())),
+        }
+    }
+
+    fn new_sheet(&mut self) {
+        let n = self.sheet + 2;
+        let ws = self.book.add_worksheet_with_constant_memory();
+        if let Err(e) = ws.set_name(format!("rejects {n}")) {
+            self.error = Some(io::Error::other(e.to_string()));
+        }
+        self.sheet += 1;
+        self.row = 0;
+        let header = std::mem::take(&mut self.header);
+        self.write_row(header.iter().map(String::as_str));
+        self.header = header;
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let name = self
+            .target
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string());
+        let temp = self.target.with_file_name(format!(
+            ".{}.{}.tmp",
+            name.unwrap_or_default(),
+            uuid::Uuid::new_v4()
+        ));
+        let saved = self
+            .book
+            .save(&temp)
+            .map_err(|e| io::Error::other(e.to_string()));
+        if let Err(e) = saved {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+        std::fs::rename(&temp, &self.target)
+    }
 }
 
 impl Rejects {
-    /// Starts writing to a temporary file beside `path`.
+    /// Starts writing CSV to a temporary file beside `path`.
     pub fn create(path: &Path) -> io::Result<Rejects> {
-        let mut file = Staged::create(path)?;
-        file.write(b"\xEF\xBB\xBF");
-        Ok(Rejects { file })
+        Rejects::create_as(path, RejectsFormat::Csv)
+    }
+
+    /// Starts writing `format` to `path` (renamed into place when
+    /// finished).
+    pub fn create_as(path: &Path, format: RejectsFormat) -> io::Result<Rejects> {
+        let out = match format {
+            RejectsFormat::Csv => {
+                let mut file = Staged::create(path)?;
+                file.write(b"\xEF\xBB\xBF");
+                RejectsOut::Csv(file)
+            }
+            RejectsFormat::Xlsx => {
+                let mut book = rust_xlsxwriter::Workbook::new();
+                book.add_worksheet_with_constant_memory()
+                    .set_name("rejects")
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                RejectsOut::Xlsx(Box::new(XlsxRejects {
+                    target: path.to_path_buf(),
+                    book,
+                    sheet: 0,
+                    row: 0,
+                    header: Vec::new(),
+                    error: None,
+                }))
+            }
+        };
+        Ok(Rejects { out })
     }
 
     fn header(&mut self, fields: &[String]) {
-        let cells = ["row", "errors", "messages"]
+        let cells: Vec<String> = ["row", "errors", "messages"]
             .into_iter()
-            .map(Into::into)
-            .chain(fields.iter().map(|f| neutralize(f)));
-        let record = csv_record_owned(cells);
-        self.file.write(&record);
+            .map(String::from)
+            .chain(fields.iter().cloned())
+            .collect();
+        self.write(&cells);
+        if let RejectsOut::Xlsx(x) = &mut self.out {
+            x.header = cells;
+        }
     }
 
     fn rejected(&mut self, row: &RejectedRow) {
         let codes: Vec<&str> = row.errors.iter().map(|(c, _)| c.as_str()).collect();
         let messages: Vec<&str> = row.errors.iter().map(|(_, m)| m.as_str()).collect();
-        let cells = [
-            row.row.to_string().into(),
-            neutralize(&codes.join(";")).into_owned().into(),
-            neutralize(&messages.join(";")).into_owned().into(),
-        ]
-        .into_iter()
-        .chain(row.fields.iter().map(|f| neutralize(f)));
-        let record = csv_record_owned(cells);
-        self.file.write(&record);
+        let cells: Vec<String> = [row.row.to_string(), codes.join(";"), messages.join(";")]
+            .into_iter()
+            .chain(row.fields.iter().cloned())
+            .collect();
+        self.write(&cells);
+    }
+
+    fn write(&mut self, cells: &[String]) {
+        match &mut self.out {
+            RejectsOut::Csv(file) => {
+                let record = csv_record_owned(cells.iter().map(|c| neutralize(c)));
+                file.write(&record);
+            }
+            RejectsOut::Xlsx(x) => x.write_row(cells.iter().map(String::as_str)),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match &mut self.out {
+            RejectsOut::Csv(file) => file.finish(),
+            RejectsOut::Xlsx(x) => x.finish(),
+        }
     }
 }
 
@@ -306,6 +450,14 @@ impl Outputs {
     /// Opens the outputs asked for: the rejects CSV, the clean rows (format
     /// by extension: `.csv`, `.jsonl`).
     pub fn create(rejects: Option<&Path>, clean: Option<&Path>) -> io::Result<Outputs> {
+        Outputs::create_as(rejects.map(|p| (p, RejectsFormat::Csv)), clean)
+    }
+
+    /// [`Outputs::create`] with the rejects in `format`.
+    pub fn create_as(
+        rejects: Option<(&Path, RejectsFormat)>,
+        clean: Option<&Path>,
+    ) -> io::Result<Outputs> {
         let clean = match clean {
             None => None,
             Some(path) => {
@@ -321,7 +473,9 @@ impl Outputs {
                 Some(CleanRows::create(path, format)?)
             }
         };
-        let rejects = rejects.map(Rejects::create).transpose()?;
+        let rejects = rejects
+            .map(|(path, format)| Rejects::create_as(path, format))
+            .transpose()?;
         Ok(Outputs {
             inner: Arc::new(Mutex::new(Sinks { rejects, clean })),
         })
@@ -337,7 +491,7 @@ impl Outputs {
     pub fn finish(self) -> io::Result<()> {
         let mut sinks = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = sinks.rejects.as_mut() {
-            r.file.finish()?;
+            r.finish()?;
         }
         if let Some(c) = sinks.clean.as_mut() {
             c.file.finish()?;

@@ -1,0 +1,161 @@
+//! `process --rejects/--valid-out` end to end: the rejects as CSV and as
+//! xlsx hold the same rows (the xlsx read back with `ledgerline rows`),
+//! every OWASP CSV-injection prefix is neutralized in the CSV and a plain
+//! negative number is not, and a run that fails leaves no output.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("ledgerline-outputs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Invalid rows (a negative price) whose cells start with every prefix of
+/// OWASP's CSV-injection list, a plain negative number, and two valid rows.
+const INPUT: &str =
+    "invoice_id,invoice_date,customer_id,description,quantity,unit_price,currency\n\
+INV-1,2024-01-05,C1,=1+2,1,-10.50,EUR\n\
+INV-2,2024-01-05,C1,+1+2,1,-10.50,EUR\n\
+INV-3,2024-01-05,C1,-1+2,1,-10.50,EUR\n\
+INV-4,2024-01-05,C1,@SUM(1;2),1,-10.50,EUR\n\
+INV-5,2024-01-05,C1,\"\t=1+2\",1,-10.50,EUR\n\
+INV-6,2024-01-05,C1,\"\r=1+2\",1,-10.50,EUR\n\
+INV-7,2024-01-05,C1,\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,-10.50,EUR\n\
+INV-8,2024-01-05,C1,=cmd|' /C calc'!A0,1,-10.50,EUR\n\
+INV-9,2024-01-05,C1,plain,2,5.25,EUR\n\
+INV-10,2024-01-06,C2,also plain,1,7,USD\n";
+
+fn rows_of(path: &Path) -> Vec<Vec<String>> {
+    let out = bin().arg("rows").arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let bytes = std::fs::read(path).unwrap();
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").expect("no BOM");
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(body);
+    r.records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn rejects_as_csv_and_xlsx_hold_the_same_rows_and_nothing_is_evaluated() {
+    let dir = temp_dir("rejects");
+    let input = dir.join("in.csv");
+    std::fs::write(&input, INPUT).unwrap();
+    let (csv_path, xlsx_path, clean) = (dir.join("r.csv"), dir.join("r.xlsx"), dir.join("ok.csv"));
+    for rejects in [&csv_path, &xlsx_path] {
+        let out = bin()
+            .arg("process")
+            .arg(&input)
+            .arg("--rejects")
+            .arg(rejects)
+            .arg("--valid-out")
+            .arg(&clean)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["rows"]["invalid"], 8);
+        assert_eq!(report["rows"]["valid"], 2);
+    }
+    let from_csv = csv_rows(&csv_path);
+    let from_xlsx = rows_of(&xlsx_path);
+    assert_eq!(from_csv.len(), 9, "header and eight rejects");
+    assert_eq!(from_csv[0][..3], ["row", "errors", "messages"]);
+    assert_eq!(from_csv[0][3..], from_xlsx[0][3..]);
+    for (c, x) in from_csv.iter().zip(&from_xlsx).skip(1) {
+        assert_eq!(c[..3], x[..3]);
+        assert_eq!(c[1], "negative_price");
+        // The description (column 6): neutralized in the CSV, as read in
+        // the xlsx (text cells are never evaluated).
+        let described = &x[6];
+        assert!(
+            ["=", "+", "-", "@", "\t", "\r"]
+                .iter()
+                .any(|p| described.starts_with(p)),
+            "{described:?}"
+        );
+        assert_eq!(c[6], format!("'{described}"), "row {}", c[0]);
+        // A plain negative number stays a number.
+        assert_eq!(c[8], "-10.50");
+        assert_eq!(x[8], "-10.50");
+    }
+    // The clean rows, normalized. Rows are lines (SPEC §3): the quoted
+    // carriage return of INV-6 ends a line, so INV-9 is on line 11.
+    let clean = std::fs::read_to_string(&clean).unwrap();
+    let lines: Vec<&str> = clean.lines().collect();
+    assert_eq!(lines[0], "row,invoice_id,invoice_date,due_date,customer_id,customer_name,sku,description,quantity,unit_price,tax_rate,line_total,currency,net,tax,gross");
+    assert_eq!(
+        lines[1],
+        "11,INV-9,2024-01-05,,C1,,,plain,2,5.25,0,,EUR,10.50,0.00,10.50"
+    );
+    assert_eq!(
+        lines[2],
+        "12,INV-10,2024-01-06,,C2,,,also plain,1,7,0,,USD,7.00,0.00,7.00"
+    );
+    assert_eq!(lines.len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failed_run_or_a_bad_output_leaves_nothing() {
+    let dir = temp_dir("failed");
+    let input = dir.join("in.csv");
+    std::fs::write(&input, "a,b\n1,2\n").unwrap();
+    let out = bin()
+        .arg("process")
+        .arg(&input)
+        .arg("--rejects")
+        .arg(dir.join("r.csv"))
+        .arg("--valid-out")
+        .arg(dir.join("ok.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing_columns"));
+    let out = bin()
+        .arg("process")
+        .arg(&input)
+        .arg("--valid-out")
+        .arg(dir.join("ok.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(".csv or .jsonl"));
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, ["in.csv"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
