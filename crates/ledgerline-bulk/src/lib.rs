@@ -47,8 +47,8 @@ use std::time::{Duration, Instant};
 
 use ledgerline_baseline::StandardProcessor;
 use ledgerline_core::{
-    CancelToken, FileError, FileErrorCode, FileProcessor, RecordBatch, RunContext, RunLimits,
-    Settings,
+    rows::FileOutputs, CancelToken, FileError, FileErrorCode, FileProcessor, RecordBatch,
+    RunContext, RunLimits, Settings,
 };
 use ledgerline_governor::Governor;
 use ledgerline_invoice::Rules;
@@ -109,6 +109,8 @@ pub struct BulkRun {
     /// ids ([`BulkEvent::Invoices`], before the file's `Finished`): a
     /// caller that keeps outcomes to resume a run later needs them.
     pub want_invoices: bool,
+    /// Per-file outputs (rejected and clean rows), if any.
+    pub outputs: Option<Arc<dyn FileOutputs>>,
 }
 
 /// A file's outcome from an earlier, interrupted run of the same files:
@@ -127,6 +129,7 @@ impl std::fmt::Debug for BulkRun {
             .field("cancelled", &self.cancel.is_cancelled())
             .field("progress", &self.progress.is_some())
             .field("want_invoices", &self.want_invoices)
+            .field("outputs", &self.outputs.is_some())
             .finish()
     }
 }
@@ -481,10 +484,32 @@ impl BulkProcessor {
                 );
             }));
         }
-        let outcome = ledgerline_session::guarded(&file.name, || {
-            processor.process_file_with(&file.path, &ctx)
-        })
-        .map_err(|e| renamed(e, &file.path, &file.name));
+        let opened = match &run.outputs {
+            Some(outputs) => outputs.open(index, &file.name),
+            None => Ok(None),
+        };
+        let outcome = match opened {
+            Ok(sink) => {
+                if let Some(sink) = sink {
+                    ctx = ctx.with_rows(sink);
+                }
+                let outcome = ledgerline_session::guarded(&file.name, || {
+                    processor.process_file_with(&file.path, &ctx)
+                })
+                .map_err(|e| renamed(e, &file.path, &file.name));
+                drop(ctx);
+                match (&run.outputs, outcome) {
+                    (Some(outputs), outcome) => {
+                        match outputs.close(index, &file.name, outcome.is_ok()) {
+                            Ok(()) => outcome,
+                            Err(e) => outcome.and(Err(e)),
+                        }
+                    }
+                    (None, outcome) => outcome,
+                }
+            }
+            Err(e) => Err(e),
+        };
         if run.want_invoices {
             let ids = kept
                 .lock()

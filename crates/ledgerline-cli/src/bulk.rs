@@ -18,6 +18,10 @@ pub struct Request {
     pub jobs: Option<usize>,
     pub use_optimized: bool,
     pub settings: Settings,
+    /// Per-file rejects into this folder.
+    pub rejects: Option<(PathBuf, ledgerline_output::RejectsFormat)>,
+    /// Per-file clean rows into this folder.
+    pub valid: Option<(PathBuf, ledgerline_output::CleanFormat)>,
 }
 
 /// Runs the request; returns the exit status.
@@ -35,8 +39,22 @@ pub fn run(req: Request) -> i32 {
     let live = std::io::stderr()
         .is_terminal()
         .then(|| std::sync::Arc::new(Live::new()));
+    let outputs =
+        if req.rejects.is_some() || req.valid.is_some() {
+            match ledgerline_output::DirOutputs::new(req.rejects.clone(), req.valid.clone()) {
+                Ok(o) => Some(std::sync::Arc::new(o)
+                    as std::sync::Arc<dyn ledgerline_core::rows::FileOutputs>),
+                Err(e) => {
+                    eprintln!("ledgerline: cannot write the outputs: {e}");
+                    return 2;
+                }
+            }
+        } else {
+            None
+        };
     let run = BulkRun {
         progress: live.clone().map(|l| l as std::sync::Arc<dyn BulkProgress>),
+        outputs,
         ..BulkRun::default()
     };
     let result = processor.run(&files, &run);

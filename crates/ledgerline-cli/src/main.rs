@@ -88,6 +88,18 @@ struct BulkArgs {
     /// Which processor runs: standard or optimized.
     #[arg(long, value_name = "NAME")]
     processor: Option<String>,
+    /// Write each file's invalid rows to DIR/<name>.rejects.csv (or .xlsx).
+    #[arg(long, value_name = "DIR")]
+    rejects_dir: Option<PathBuf>,
+    /// Format of the rejects: csv (UTF-8 with BOM) or xlsx.
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "xlsx"], default_value = "csv")]
+    rejects_format: String,
+    /// Write each file's clean rows to DIR/<name>.valid.csv (or .jsonl).
+    #[arg(long, value_name = "DIR")]
+    valid_out_dir: Option<PathBuf>,
+    /// Format of the clean rows: csv or jsonl.
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"], default_value = "csv")]
+    valid_format: String,
     #[command(flatten)]
     settings: SettingArgs,
 }
@@ -307,6 +319,18 @@ fn bulk_command(args: BulkArgs) -> i32 {
             jobs: args.jobs.map(|j| j as usize),
             use_optimized,
             settings,
+            rejects: args.rejects_dir.map(|d| {
+                let format = ledgerline_output::RejectsFormat::parse(&args.rejects_format);
+                (d, format.unwrap_or_default())
+            }),
+            valid: args.valid_out_dir.map(|d| {
+                let format = if args.valid_format == "jsonl" {
+                    ledgerline_output::CleanFormat::JsonLines
+                } else {
+                    ledgerline_output::CleanFormat::Csv
+                };
+                (d, format)
+            }),
         }),
         Err(e) => {
             if args.json {

@@ -159,3 +159,80 @@ fn a_failed_run_or_a_bad_output_leaves_nothing() {
     assert_eq!(left, ["in.csv"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bulk --rejects-dir --valid-out-dir`: one rejects and one clean-rows file
+/// per file that gave a report, rows matching that file's counts; a name met
+/// twice gets `-2`; a file that fails has none.
+#[test]
+fn bulk_writes_each_files_rows_into_the_folders() {
+    let dir = temp_dir("bulk");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(a.join("in.csv"), INPUT).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    std::fs::copy(root.join("invoices_1k.csv"), b.join("in.csv")).unwrap();
+    std::fs::write(b.join("broken.csv"), "a,b\n1,2\n").unwrap();
+    let (rej, ok) = (dir.join("rejects"), dir.join("valid"));
+    let out = bin()
+        .arg("bulk")
+        .arg(&a)
+        .arg(&b)
+        .arg("--json")
+        .arg("--rejects-dir")
+        .arg(&rej)
+        .arg("--valid-out-dir")
+        .arg(&ok)
+        .arg("--valid-format")
+        .arg("jsonl")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut rejects: Vec<String> = std::fs::read_dir(&rej)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    rejects.sort();
+    let mut valid: Vec<String> = std::fs::read_dir(&ok)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    valid.sort();
+    assert_eq!(rejects.len(), 2, "{rejects:?}");
+    assert_eq!(valid.len(), 2, "{valid:?}");
+    assert!(rejects.iter().all(|n| n.ends_with(".rejects.csv")));
+    assert!(valid.iter().all(|n| n.ends_with(".valid.jsonl")));
+    assert!(!rejects.iter().chain(&valid).any(|n| n.contains("broken")));
+    // Each file's outputs hold exactly its invalid and valid rows.
+    for f in report["files"].as_array().unwrap() {
+        let Some(rows) = f["report"].get("rows") else {
+            continue;
+        };
+        let path = f["path"].as_str().unwrap();
+        let flat = path.trim_start_matches('/').replace('/', "_");
+        let mine = |names: &[String], suffix: &str| -> PathBuf {
+            let hit: Vec<&String> = names
+                .iter()
+                .filter(|n| {
+                    let stem = n.strip_suffix(suffix).unwrap();
+                    stem == flat || stem.strip_suffix("-2") == Some(flat.as_str())
+                })
+                .collect();
+            assert_eq!(hit.len(), 1, "{flat}: {names:?}");
+            PathBuf::from(hit[0])
+        };
+        let r = csv_rows(&rej.join(mine(&rejects, ".rejects.csv")));
+        assert_eq!(
+            r.len() as u64 - 1,
+            rows["invalid"].as_u64().unwrap(),
+            "{path}"
+        );
+        let v = std::fs::read_to_string(ok.join(mine(&valid, ".valid.jsonl"))).unwrap();
+        assert_eq!(
+            v.lines().count() as u64,
+            rows["valid"].as_u64().unwrap(),
+            "{path}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

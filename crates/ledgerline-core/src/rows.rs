@@ -94,6 +94,18 @@ pub trait RowSink: Send {
 /// A sink as a run holds it.
 pub type SharedRowSink = Arc<Mutex<dyn RowSink>>;
 
+/// Where each file of a many-file run writes its rows: opened just before
+/// the file runs, closed when it ends (`ledgerline-bulk` calls it; an
+/// implementation writes files, loads a database, …).
+pub trait FileOutputs: Send + Sync {
+    /// The sink of file `index` (named `name` in the run); `Ok(None)` when
+    /// it has no outputs. An error becomes the file's outcome.
+    fn open(&self, index: usize, name: &str) -> Result<Option<SharedRowSink>, crate::FileError>;
+    /// File `index` ended: keep its outputs when `complete` (it gave a
+    /// report), drop them otherwise. An error becomes the file's outcome.
+    fn close(&self, index: usize, name: &str, complete: bool) -> Result<(), crate::FileError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use ledgerline_core::rows::{CleanRow, RejectedRow, RowSink, SharedRowSink};
+use std::collections::{HashMap, HashSet};
+
+use ledgerline_core::rows::{CleanRow, FileOutputs, RejectedRow, RowSink, SharedRowSink};
+use ledgerline_core::FileError;
 
 /// A file written under a temporary name and renamed when finished.
 struct Staged {
@@ -500,9 +503,130 @@ impl Outputs {
     }
 }
 
+/// Per-file outputs of a many-file run, in folders: file `name`'s rejects
+/// are `REJECTS_DIR/<name>.rejects.csv` (or `.xlsx`), its clean rows
+/// `VALID_DIR/<name>.valid.csv` (or `.jsonl`). Folders in a name become part
+/// of the file name (`2026/jan.csv` → `2026_jan.csv.rejects.csv`), so
+/// nothing is written outside the folders; a name met twice gets `-2`,
+/// `-3`, … A file that fails leaves no outputs.
+pub struct DirOutputs {
+    rejects: Option<(PathBuf, RejectsFormat)>,
+    clean: Option<(PathBuf, CleanFormat)>,
+    state: Mutex<DirState>,
+}
+
+#[derive(Default)]
+struct DirState {
+    open: HashMap<usize, (Outputs, Vec<PathBuf>)>,
+    used: HashSet<String>,
+}
+
+impl DirOutputs {
+    /// Outputs into these folders (created when missing).
+    pub fn new(
+        rejects: Option<(PathBuf, RejectsFormat)>,
+        clean: Option<(PathBuf, CleanFormat)>,
+    ) -> io::Result<DirOutputs> {
+        for dir in [rejects.as_ref().map(|r| &r.0), clean.as_ref().map(|c| &c.0)]
+            .into_iter()
+            .flatten()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(DirOutputs {
+            rejects,
+            clean,
+            state: Mutex::default(),
+        })
+    }
+}
+
+/// A run's file name as one plain file name.
+fn flat_name(name: &str) -> String {
+    let flat: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let flat = flat.trim_start_matches(['.', '_']);
+    if flat.is_empty() {
+        "file".to_string()
+    } else {
+        flat.to_string()
+    }
+}
+
+impl FileOutputs for DirOutputs {
+    fn open(&self, index: usize, name: &str) -> Result<Option<SharedRowSink>, FileError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let base = flat_name(name);
+        let mut stem = base.clone();
+        let mut n = 1;
+        while !state.used.insert(stem.clone()) {
+            n += 1;
+            stem = format!("{base}-{n}");
+        }
+        let rejects = self.rejects.as_ref().map(|(dir, format)| {
+            let ext = match format {
+                RejectsFormat::Xlsx => "xlsx",
+                RejectsFormat::Csv => "csv",
+            };
+            (dir.join(format!("{stem}.rejects.{ext}")), *format)
+        });
+        let clean = self.clean.as_ref().map(|(dir, format)| {
+            let ext = match format {
+                CleanFormat::Csv => "csv",
+                CleanFormat::JsonLines => "jsonl",
+            };
+            dir.join(format!("{stem}.valid.{ext}"))
+        });
+        let paths: Vec<PathBuf> = rejects
+            .iter()
+            .map(|r| r.0.clone())
+            .chain(clean.iter().cloned())
+            .collect();
+        let outputs = Outputs::create_as(
+            rejects.as_ref().map(|(p, f)| (p.as_path(), *f)),
+            clean.as_deref(),
+        )
+        .map_err(|e| FileError::io(paths.first().cloned().unwrap_or_default(), e))?;
+        let sink = outputs.sink();
+        state.open.insert(index, (outputs, paths));
+        Ok(Some(sink))
+    }
+
+    fn close(&self, index: usize, _name: &str, complete: bool) -> Result<(), FileError> {
+        let taken = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open
+            .remove(&index);
+        match taken {
+            Some((outputs, paths)) if complete => outputs
+                .finish()
+                .map_err(|e| FileError::io(paths.first().cloned().unwrap_or_default(), e)),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_stay_inside_the_folder() {
+        assert_eq!(flat_name("2026/jan.csv"), "2026_jan.csv");
+        assert_eq!(flat_name("../../etc/passwd"), "etc_passwd");
+        assert_eq!(flat_name("a\\b\nc"), "a_b_c");
+        assert_eq!(flat_name(".."), "file");
+    }
 
     #[test]
     fn owasp_injection_prefixes_are_neutralized_and_numbers_kept() {

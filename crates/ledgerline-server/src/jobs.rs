@@ -203,6 +203,7 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
         cancel: cancel.clone(),
         progress: Some(sink.clone() as Arc<dyn BulkProgress>),
         want_invoices: true,
+        ..BulkRun::default()
     };
     let mut task = tokio::task::spawn_blocking(move || bulk.resume(&files, prior, &run));
     let mut tick = tokio::time::interval(PUBLISH_EVERY);

@@ -279,6 +279,7 @@ async fn file_task(app: &Arc<AppState>, queue: &RedisStore, name: &str, task: &T
                 cancel: cancel.clone(),
                 progress: Some(sink.clone() as Arc<dyn BulkProgress>),
                 want_invoices: true,
+                ..BulkRun::default()
             };
             Some(tokio::task::spawn_blocking(move || {
                 bulk.resume(&[file], vec![None], &run)
