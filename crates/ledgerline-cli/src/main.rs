@@ -94,11 +94,11 @@ struct BulkArgs {
     /// Format of the rejects: csv (UTF-8 with BOM) or xlsx.
     #[arg(long, value_name = "FORMAT", value_parser = ["csv", "xlsx"], default_value = "csv")]
     rejects_format: String,
-    /// Write each file's clean rows to DIR/<name>.valid.csv (or .jsonl).
+    /// Write each file's clean rows to DIR/<name>.valid.csv (or .jsonl, .parquet).
     #[arg(long, value_name = "DIR")]
     valid_out_dir: Option<PathBuf>,
-    /// Format of the clean rows: csv or jsonl.
-    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl"], default_value = "csv")]
+    /// Format of the clean rows: csv, jsonl or parquet.
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl", "parquet"], default_value = "csv")]
     valid_format: String,
     #[command(flatten)]
     settings: SettingArgs,
@@ -135,7 +135,7 @@ struct ProcessArgs {
     #[arg(long, value_name = "FORMAT", value_parser = ["csv", "xlsx"])]
     rejects_format: Option<String>,
     /// Write every row counted in the totals, normalized, to this file
-    /// (`.csv` or `.jsonl`).
+    /// (`.csv`, `.jsonl` or `.parquet`).
     #[arg(long, value_name = "FILE")]
     valid_out: Option<PathBuf>,
     #[command(flatten)]
@@ -324,10 +324,10 @@ fn bulk_command(args: BulkArgs) -> i32 {
                 (d, format.unwrap_or_default())
             }),
             valid: args.valid_out_dir.map(|d| {
-                let format = if args.valid_format == "jsonl" {
-                    ledgerline_output::CleanFormat::JsonLines
-                } else {
-                    ledgerline_output::CleanFormat::Csv
+                let format = match args.valid_format.as_str() {
+                    "jsonl" => ledgerline_output::CleanFormat::JsonLines,
+                    "parquet" => ledgerline_output::CleanFormat::Parquet,
+                    _ => ledgerline_output::CleanFormat::Csv,
                 };
                 (d, format)
             }),

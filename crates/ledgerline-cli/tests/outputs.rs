@@ -236,3 +236,104 @@ fn bulk_writes_each_files_rows_into_the_folders() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Clean rows as Parquet, read back by an independent reader (DuckDB from
+/// Python): the same values as the CSV clean rows, decimals and dates
+/// typed (never floats), and per-currency sums equal to the report's
+/// totals. Without Python's `duckdb` the test says loudly that it was
+/// skipped, and fails under CI=true (`.ci/run` installs it).
+#[test]
+fn parquet_clean_rows_read_back_by_duckdb() {
+    let check = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output();
+    if !check.is_ok_and(|o| o.status.success()) {
+        let why = "python3 cannot import duckdb; Parquet is not read back";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+        eprintln!("NOTICE: check skipped: {why}");
+        return;
+    }
+    let dir = temp_dir("parquet");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let input = root.join("invoices_10k.csv");
+    let (parquet, csv) = (dir.join("clean.parquet"), dir.join("clean.csv"));
+    let mut report = serde_json::Value::Null;
+    for out in [&parquet, &csv] {
+        let o = bin()
+            .arg("process")
+            .arg(&input)
+            .arg("--valid-out")
+            .arg(out)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        report = serde_json::from_slice(&o.stdout).unwrap();
+    }
+    let script = r#"
+import csv, duckdb, json, sys
+from decimal import Decimal
+parquet, clean = sys.argv[1], sys.argv[2]
+types = {r[0]: r[1] for r in duckdb.sql(f"describe select * from '{parquet}'").fetchall()}
+rows = duckdb.sql(f"select * from '{parquet}' order by row").fetchall()
+names = [r[0] for r in duckdb.sql(f"describe select * from '{parquet}'").fetchall()]
+with open(clean, newline='') as f:
+    expected = list(csv.DictReader(f))
+assert len(rows) == len(expected), (len(rows), len(expected))
+decimals = {'quantity', 'unit_price', 'tax_rate', 'line_total', 'net', 'tax', 'gross'}
+for got, want in zip(rows, expected):
+    for name, value in zip(names, got):
+        text = want[name]
+        if value is None:
+            assert text == '', (name, text)
+        elif name in decimals:
+            assert isinstance(value, Decimal) and value == Decimal(text), (name, value, text)
+        else:
+            assert str(value) == text, (name, value, text)
+sums = duckdb.sql(f"select currency, count(*), sum(net)::varchar, sum(tax)::varchar, sum(gross)::varchar from '{parquet}' group by 1 order by 1").fetchall()
+print(json.dumps({'types': types, 'sums': sums}))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script])
+        .arg(&parquet)
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for (name, ty) in [
+        ("row", "UBIGINT"),
+        ("invoice_date", "DATE"),
+        ("due_date", "DATE"),
+        ("quantity", "DECIMAL(38,18)"),
+        ("tax_rate", "DECIMAL(38,18)"),
+        ("net", "DECIMAL(38,4)"),
+        ("gross", "DECIMAL(38,4)"),
+        ("currency", "VARCHAR"),
+    ] {
+        assert_eq!(got["types"][name], ty, "{name}");
+    }
+    // Per currency: the report's totals (DuckDB prints the sums at scale 4).
+    let totals = report["totals"].as_array().unwrap();
+    let sums = got["sums"].as_array().unwrap();
+    assert_eq!(sums.len(), totals.len());
+    for (s, t) in sums.iter().zip(totals) {
+        assert_eq!(s[0], t["currency"]);
+        assert_eq!(s[1], t["lines"]);
+        for (k, key) in [(2, "net"), (3, "tax"), (4, "gross")] {
+            let want: String = t[key].as_str().unwrap().to_string();
+            let got = s[k].as_str().unwrap();
+            // 12.5 at scale 4 is 12.5000: compare as exact decimals.
+            let trim = |x: &str| -> String {
+                let x = if x.contains('.') {
+                    x.trim_end_matches('0')
+                } else {
+                    x
+                };
+                x.trim_end_matches('.').to_string()
+            };
+            assert_eq!(trim(got), trim(&want), "{} {key}", t["currency"]);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

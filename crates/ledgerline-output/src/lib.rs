@@ -23,6 +23,9 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "parquet")]
+mod parquet_out;
+
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -82,6 +85,19 @@ impl Staged {
         file.sync_data()?;
         drop(file);
         std::fs::rename(&self.temp, &self.target)
+    }
+}
+
+impl Staged {
+    /// A placeholder that writes nothing (an output with its own file).
+    #[cfg(feature = "parquet")]
+    fn none(target: &Path) -> Staged {
+        Staged {
+            target: target.to_path_buf(),
+            temp: PathBuf::new(),
+            out: None,
+            error: None,
+        }
     }
 }
 
@@ -346,6 +362,10 @@ pub enum CleanFormat {
     /// One JSON object per line; absent values `null`; decimals as exact
     /// strings.
     JsonLines,
+    /// Parquet: money as Decimal128(38, 4), other decimals Decimal128(38,
+    /// 18), dates Date32 (the `parquet` feature).
+    #[cfg(feature = "parquet")]
+    Parquet,
 }
 
 impl CleanFormat {
@@ -354,6 +374,8 @@ impl CleanFormat {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(CleanFormat::Csv),
             "jsonl" | "ndjson" => Some(CleanFormat::JsonLines),
+            #[cfg(feature = "parquet")]
+            "parquet" => Some(CleanFormat::Parquet),
             _ => None,
         }
     }
@@ -365,19 +387,47 @@ impl CleanFormat {
 pub struct CleanRows {
     file: Staged,
     format: CleanFormat,
+    #[cfg(feature = "parquet")]
+    parquet: Option<parquet_out::ParquetRows>,
 }
 
 impl CleanRows {
     /// Starts writing `format` to a temporary file beside `path`.
     pub fn create(path: &Path, format: CleanFormat) -> io::Result<CleanRows> {
+        #[cfg(feature = "parquet")]
+        if format == CleanFormat::Parquet {
+            return Ok(CleanRows {
+                file: Staged::none(path),
+                format,
+                parquet: Some(parquet_out::ParquetRows::create(path)?),
+            });
+        }
         let mut file = Staged::create(path)?;
         if format == CleanFormat::Csv {
             file.write(&csv_record(CLEAN_COLUMNS));
         }
-        Ok(CleanRows { file, format })
+        Ok(CleanRows {
+            file,
+            format,
+            #[cfg(feature = "parquet")]
+            parquet: None,
+        })
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        #[cfg(feature = "parquet")]
+        if let Some(p) = self.parquet.as_mut() {
+            return p.finish();
+        }
+        self.file.finish()
     }
 
     fn clean(&mut self, r: &CleanRow) {
+        #[cfg(feature = "parquet")]
+        if let Some(p) = self.parquet.as_mut() {
+            p.clean(r);
+            return;
+        }
         let values: [Option<String>; 16] = [
             Some(r.row.to_string()),
             Some(r.invoice_id.clone()),
@@ -401,6 +451,9 @@ impl CleanRows {
                 let record = csv_record(values.iter().map(|v| v.as_deref().unwrap_or("")));
                 self.file.write(&record);
             }
+            // Written by its own writer (above).
+            #[cfg(feature = "parquet")]
+            CleanFormat::Parquet => {}
             CleanFormat::JsonLines => {
                 let mut object = serde_json::Map::new();
                 for (k, (name, v)) in CLEAN_COLUMNS.iter().zip(values).enumerate() {
@@ -497,7 +550,7 @@ impl Outputs {
             r.finish()?;
         }
         if let Some(c) = sinks.clean.as_mut() {
-            c.file.finish()?;
+            c.finish()?;
         }
         Ok(())
     }
@@ -582,6 +635,8 @@ impl FileOutputs for DirOutputs {
             let ext = match format {
                 CleanFormat::Csv => "csv",
                 CleanFormat::JsonLines => "jsonl",
+                #[cfg(feature = "parquet")]
+                CleanFormat::Parquet => "parquet",
             };
             dir.join(format!("{stem}.valid.{ext}"))
         });
