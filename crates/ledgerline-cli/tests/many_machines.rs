@@ -48,6 +48,26 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Makes the inputs in `dir/input`, uploads the first `n` and starts one
+/// job over them: the paths and the job's id.
+fn start_job(client: &Client, dir: &Path, n: usize) -> (Vec<PathBuf>, String) {
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut paths = inputs(&input);
+    paths.truncate(n);
+    let ids: Vec<String> = paths
+        .iter()
+        .map(|p| client.upload_file(p).unwrap().id)
+        .collect();
+    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap().job_id;
+    (paths, job)
+}
+
+/// A plain connection to the test's Redis.
+fn connect(url: &str) -> redis::Connection {
+    redis::Client::open(url).unwrap().get_connection().unwrap()
+}
+
 /// Tasks each consumer holds unacknowledged, from `XPENDING`.
 fn pending(redis: &mut redis::Connection, prefix: &str) -> BTreeMap<String, u64> {
     let reply: redis::Value = redis::cmd("XPENDING")
@@ -134,21 +154,11 @@ fn workers_that_die_and_a_redis_that_goes_away_lose_nothing() {
     };
     let mut workers: Vec<Worker> = (0..3).map(worker).collect();
 
-    let input = dir.join("input");
-    std::fs::create_dir_all(&input).unwrap();
-    let paths = inputs(&input);
     let client = server.client();
-    let ids: Vec<String> = paths
-        .iter()
-        .map(|p| client.upload_file(p).unwrap().id)
-        .collect();
-    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap().job_id;
+    let (paths, job) = start_job(&client, &dir, 60);
 
     // A worker dies while it holds tasks.
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut conn = connect(&url);
     let victim = workers[0].name.clone();
     wait_until(
         "the first worker to hold a task",
@@ -227,10 +237,7 @@ fn workers_that_die_and_a_redis_that_goes_away_lose_nothing() {
             assert_eq!(kept.iter().filter(|k| **k == name).count(), 1, "{name}");
         }
     }
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut conn = connect(&url);
     let held: u64 = pending(&mut conn, prefix).values().sum();
     assert_eq!(held, 0, "tasks left unacknowledged");
     let left: u64 = redis::cmd("XLEN")
@@ -381,19 +388,9 @@ fn a_stopped_worker_holds_nothing() {
         "1",
     ];
     let mut first = Worker::start(&args);
-    let input = dir.join("input");
-    std::fs::create_dir_all(&input).unwrap();
-    let paths = inputs(&input);
     let client = server.client();
-    let ids: Vec<String> = paths[..12]
-        .iter()
-        .map(|p| client.upload_file(p).unwrap().id)
-        .collect();
-    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap().job_id;
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let (_, job) = start_job(&client, &dir, 12);
+    let mut conn = connect(&url);
     let name = first.name.clone();
     wait_until("the worker to hold a task", Duration::from_secs(60), || {
         pending(&mut conn, "ledgerline")
@@ -465,15 +462,8 @@ fn a_cancel_reaches_the_workers() {
         "--concurrency",
         "1",
     ]);
-    let input = dir.join("input");
-    std::fs::create_dir_all(&input).unwrap();
-    let paths = inputs(&input);
     let client = server.client();
-    let ids: Vec<String> = paths[..12]
-        .iter()
-        .map(|p| client.upload_file(p).unwrap().id)
-        .collect();
-    let job = client.bulk(&ids, true, &BTreeMap::new()).unwrap().job_id;
+    let (_, job) = start_job(&client, &dir, 12);
     wait_until("a first file to end", Duration::from_secs(60), || {
         status(&client, &job).progress.files_done >= 1
     });
