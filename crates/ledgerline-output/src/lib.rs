@@ -676,6 +676,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_file_gets_its_own_outputs_and_failed_files_none() {
+        let dir =
+            std::env::temp_dir().join(format!("ledgerline-diroutputs-{}", uuid::Uuid::new_v4()));
+        let (rej, ok) = (dir.join("rejects"), dir.join("valid"));
+        let outputs = DirOutputs::new(
+            Some((rej.clone(), RejectsFormat::Csv)),
+            Some((ok.clone(), CleanFormat::JsonLines)),
+        )
+        .unwrap();
+        // Two files of one name, a third that fails.
+        for (index, name) in ["a/in.csv", "a/in.csv", "b/broken.csv"]
+            .into_iter()
+            .enumerate()
+        {
+            let sink = outputs.open(index, name).unwrap().unwrap();
+            sink.lock().unwrap().header(&["h".to_string()]);
+            outputs.close(index, name, index != 2).unwrap();
+        }
+        let list = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            list(&rej),
+            ["a_in.csv-2.rejects.csv", "a_in.csv.rejects.csv"]
+        );
+        assert_eq!(
+            list(&ok),
+            ["a_in.csv-2.valid.jsonl", "a_in.csv.valid.jsonl"]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn names_stay_inside_the_folder() {
         assert_eq!(flat_name("2026/jan.csv"), "2026_jan.csv");
         assert_eq!(flat_name("../../etc/passwd"), "etc_passwd");
