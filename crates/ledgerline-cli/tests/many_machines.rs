@@ -68,6 +68,24 @@ fn connect(url: &str) -> redis::Connection {
     redis::Client::open(url).unwrap().get_connection().unwrap()
 }
 
+/// An API-only server on Redis `url` with a `file:///` store in `dir`, and
+/// the arguments that start a one-slot worker beside it.
+fn api_only(url: &str, dir: &Path) -> (Server, Vec<String>) {
+    let files_url = format!("file://{}", dir.join("files").display());
+    let server = Server::fresh(&["--store", url, "--files", &files_url, "--no-work"]);
+    let spool = dir.join("spool").display().to_string();
+    let worker = ["--store", url, "--files", &files_url, "--spool-dir", &spool]
+        .into_iter()
+        .chain(["--concurrency", "1"])
+        .map(String::from)
+        .collect();
+    (server, worker)
+}
+
+fn start_worker(args: &[String]) -> Worker {
+    Worker::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// Tasks each consumer holds unacknowledged, from `XPENDING`.
 fn pending(redis: &mut redis::Connection, prefix: &str) -> BTreeMap<String, u64> {
     let reply: redis::Value = redis::cmd("XPENDING")
@@ -374,20 +392,8 @@ fn a_stopped_worker_holds_nothing() {
     let Some(redis) = Redis::start() else { return };
     let url = redis.url();
     let dir = temp_dir("sigterm-worker");
-    let files_url = format!("file://{}", dir.join("files").display());
-    let server = Server::fresh(&["--store", &url, "--files", &files_url, "--no-work"]);
-    let spool = dir.join("spool");
-    let args = [
-        "--store",
-        url.as_str(),
-        "--files",
-        files_url.as_str(),
-        "--spool-dir",
-        spool.to_str().unwrap(),
-        "--concurrency",
-        "1",
-    ];
-    let mut first = Worker::start(&args);
+    let (server, args) = api_only(&url, &dir);
+    let mut first = start_worker(&args);
     let client = server.client();
     let (_, job) = start_job(&client, &dir, 12);
     let mut conn = connect(&url);
@@ -423,7 +429,7 @@ fn a_stopped_worker_holds_nothing() {
     );
     let running = status_files(&client, &job, FileState::Running);
     assert_eq!(running, 0, "files left running by a stopped worker");
-    let _second = Worker::start(&args);
+    let _second = start_worker(&args);
     wait_until("the job to end", Duration::from_secs(120), || {
         status(&client, &job).state.is_finished()
     });
@@ -449,19 +455,8 @@ fn a_cancel_reaches_the_workers() {
     let Some(redis) = Redis::start() else { return };
     let url = redis.url();
     let dir = temp_dir("cancel-workers");
-    let files_url = format!("file://{}", dir.join("files").display());
-    let server = Server::fresh(&["--store", &url, "--files", &files_url, "--no-work"]);
-    let spool = dir.join("spool");
-    let _worker = Worker::start(&[
-        "--store",
-        &url,
-        "--files",
-        &files_url,
-        "--spool-dir",
-        spool.to_str().unwrap(),
-        "--concurrency",
-        "1",
-    ]);
+    let (server, args) = api_only(&url, &dir);
+    let _worker = start_worker(&args);
     let client = server.client();
     let (_, job) = start_job(&client, &dir, 12);
     wait_until("a first file to end", Duration::from_secs(60), || {
@@ -473,13 +468,7 @@ fn a_cancel_reaches_the_workers() {
     });
     let last = status(&client, &job);
     assert_eq!(last.state, JobState::Cancelled);
-    let report = client.report(&job).unwrap();
-    let done = report.files.iter().filter(|f| f.outcome.is_ok()).count();
-    let cancelled = report
-        .files
-        .iter()
-        .filter(|f| matches!(&f.outcome, Err(e) if e.code.as_str() == "cancelled"))
-        .count();
+    let (done, cancelled) = common::done_and_cancelled(&client.report(&job).unwrap());
     assert!((1..12).contains(&done), "{done} done");
     assert_eq!(done + cancelled, 12);
     assert_eq!(status_files(&client, &job, FileState::Done), done);

@@ -236,12 +236,7 @@ fn progress_moves_and_cancel_keeps_finished_files() {
     });
     assert_eq!(last.state, JobState::Cancelled);
     let report = client.report(&job.job_id).unwrap();
-    let done = report.files.iter().filter(|f| f.outcome.is_ok()).count();
-    let cancelled = report
-        .files
-        .iter()
-        .filter(|f| matches!(&f.outcome, Err(e) if e.code.as_str() == "cancelled"))
-        .count();
+    let (done, cancelled) = common::done_and_cancelled(&report);
     assert!((1..6).contains(&done), "{done} done");
     assert_eq!(done + cancelled, 6);
     assert_eq!(report.summary.failed as usize, cancelled);

@@ -45,15 +45,19 @@ struct Staged {
     error: Option<io::Error>,
 }
 
+/// A fresh temporary name beside `target` (`.NAME.UUID.tmp`), renamed to
+/// `target` once the output is complete.
+fn temp_beside(target: &Path) -> io::Result<PathBuf> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "an output needs a file name"))?
+        .to_string_lossy();
+    Ok(target.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4())))
+}
+
 impl Staged {
     fn create(target: &Path) -> io::Result<Staged> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "an output needs a file name")
-            })?
-            .to_string_lossy();
-        let temp = target.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
+        let temp = temp_beside(target)?;
         let file = File::create(&temp)?;
         Ok(Staged {
             target: target.to_path_buf(),
@@ -85,19 +89,6 @@ impl Staged {
         file.sync_data()?;
         drop(file);
         std::fs::rename(&self.temp, &self.target)
-    }
-}
-
-impl Staged {
-    /// A placeholder that writes nothing (an output with its own file).
-    #[cfg(feature = "parquet")]
-    fn none(target: &Path) -> Staged {
-        Staged {
-            target: target.to_path_buf(),
-            temp: PathBuf::new(),
-            out: None,
-            error: None,
-        }
     }
 }
 
@@ -234,15 +225,7 @@ impl XlsxRejects {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        let name = self
-            .target
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string());
-        let temp = self.target.with_file_name(format!(
-            ".{}.{}.tmp",
-            name.unwrap_or_default(),
-            uuid::Uuid::new_v4()
-        ));
+        let temp = temp_beside(&self.target)?;
         let saved = self
             .book
             .save(&temp)
@@ -385,46 +368,45 @@ impl CleanFormat {
 /// dates `YYYY-MM-DD`, currency upper-cased, decimals as exact text, and
 /// `net`, `tax`, `gross` rounded as SPEC §7 does, in file order.
 pub struct CleanRows {
-    file: Staged,
-    format: CleanFormat,
+    out: CleanOut,
+}
+
+enum CleanOut {
+    Csv(Staged),
+    JsonLines(Staged),
     #[cfg(feature = "parquet")]
-    parquet: Option<parquet_out::ParquetRows>,
+    Parquet(Box<parquet_out::ParquetRows>),
 }
 
 impl CleanRows {
     /// Starts writing `format` to a temporary file beside `path`.
     pub fn create(path: &Path, format: CleanFormat) -> io::Result<CleanRows> {
-        #[cfg(feature = "parquet")]
-        if format == CleanFormat::Parquet {
-            return Ok(CleanRows {
-                file: Staged::none(path),
-                format,
-                parquet: Some(parquet_out::ParquetRows::create(path)?),
-            });
-        }
-        let mut file = Staged::create(path)?;
-        if format == CleanFormat::Csv {
-            file.write(&csv_record(CLEAN_COLUMNS));
-        }
-        Ok(CleanRows {
-            file,
-            format,
+        let out = match format {
+            CleanFormat::Csv => {
+                let mut file = Staged::create(path)?;
+                file.write(&csv_record(CLEAN_COLUMNS));
+                CleanOut::Csv(file)
+            }
+            CleanFormat::JsonLines => CleanOut::JsonLines(Staged::create(path)?),
             #[cfg(feature = "parquet")]
-            parquet: None,
-        })
+            CleanFormat::Parquet => {
+                CleanOut::Parquet(Box::new(parquet_out::ParquetRows::create(path)?))
+            }
+        };
+        Ok(CleanRows { out })
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        #[cfg(feature = "parquet")]
-        if let Some(p) = self.parquet.as_mut() {
-            return p.finish();
+        match &mut self.out {
+            CleanOut::Csv(file) | CleanOut::JsonLines(file) => file.finish(),
+            #[cfg(feature = "parquet")]
+            CleanOut::Parquet(p) => p.finish(),
         }
-        self.file.finish()
     }
 
     fn clean(&mut self, r: &CleanRow) {
         #[cfg(feature = "parquet")]
-        if let Some(p) = self.parquet.as_mut() {
+        if let CleanOut::Parquet(p) = &mut self.out {
             p.clean(r);
             return;
         }
@@ -446,15 +428,16 @@ impl CleanRows {
             Some(r.tax.to_string()),
             Some(r.gross.to_string()),
         ];
-        match self.format {
-            CleanFormat::Csv => {
-                let record = csv_record(values.iter().map(|v| v.as_deref().unwrap_or("")));
-                self.file.write(&record);
+        match &mut self.out {
+            CleanOut::Csv(file) => {
+                file.write(&csv_record(
+                    values.iter().map(|v| v.as_deref().unwrap_or("")),
+                ));
             }
             // Written by its own writer (above).
             #[cfg(feature = "parquet")]
-            CleanFormat::Parquet => {}
-            CleanFormat::JsonLines => {
+            CleanOut::Parquet(_) => {}
+            CleanOut::JsonLines(file) => {
                 let mut object = serde_json::Map::new();
                 for (k, (name, v)) in CLEAN_COLUMNS.iter().zip(values).enumerate() {
                     let value = match (k, v) {
@@ -466,7 +449,7 @@ impl CleanRows {
                 }
                 let mut line = serde_json::to_vec(&object).unwrap_or_default();
                 line.push(b'\n');
-                self.file.write(&line);
+                file.write(&line);
             }
         }
     }

@@ -95,11 +95,7 @@ fn days(date: &str) -> io::Result<i32> {
 
 impl ParquetRows {
     pub(crate) fn create(target: &Path) -> io::Result<ParquetRows> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| bad("an output needs a file name".into()))?
-            .to_string_lossy();
-        let temp = target.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
+        let temp = crate::temp_beside(target)?;
         let file = File::create(&temp)?;
         let schema = schema();
         let props = WriterProperties::builder()

@@ -173,6 +173,17 @@ struct Finished {
     rows: u64,
 }
 
+impl Finished {
+    /// A file that failed before reading a row (a setting, say).
+    fn failed(e: ledgerline_core::FileError) -> Finished {
+        Finished {
+            json: outcome_json(&Err(e)),
+            state: FileState::Failed,
+            rows: 0,
+        }
+    }
+}
+
 impl BulkProgress for FileSink {
     fn event(&self, event: &BulkEvent<'_>, _: &RunTotals) {
         match *event {
@@ -286,12 +297,7 @@ async fn file_task(app: &Arc<AppState>, queue: &RedisStore, name: &str, task: &T
             }))
         }
         Err(e) => {
-            let outcome = Err(e);
-            *sink.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(Finished {
-                json: outcome_json(&outcome),
-                state: FileState::Failed,
-                rows: 0,
-            });
+            *sink.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(Finished::failed(e));
             None
         }
     };
@@ -310,13 +316,8 @@ async fn file_task(app: &Arc<AppState>, queue: &RedisStore, name: &str, task: &T
                     if let Ok(Err(e)) = r {
                         // The run itself failed (a setting, say): the
                         // file's outcome is that error.
-                        let outcome = Err(e);
                         let mut slot = sink.outcome.lock().unwrap_or_else(|e| e.into_inner());
-                        slot.get_or_insert(Finished {
-                            json: outcome_json(&outcome),
-                            state: FileState::Failed,
-                            rows: 0,
-                        });
+                        slot.get_or_insert_with(|| Finished::failed(e));
                     }
                     break;
                 }

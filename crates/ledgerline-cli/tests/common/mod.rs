@@ -349,3 +349,14 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// A job report's files that gave a report and those cancelled.
+pub fn done_and_cancelled(report: &ledgerline_bulk::BulkReport) -> (usize, usize) {
+    let done = report.files.iter().filter(|f| f.outcome.is_ok()).count();
+    let cancelled = report
+        .files
+        .iter()
+        .filter(|f| matches!(&f.outcome, Err(e) if e.code.as_str() == "cancelled"))
+        .count();
+    (done, cancelled)
+}
