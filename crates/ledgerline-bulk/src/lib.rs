@@ -485,7 +485,7 @@ impl BulkProcessor {
             }));
         }
         let opened = match &run.outputs {
-            Some(outputs) => outputs.open(index, &file.name),
+            Some(outputs) => outputs.open(index, &file.name, &file.path),
             None => Ok(None),
         };
         let outcome = match opened {
@@ -501,7 +501,10 @@ impl BulkProcessor {
                 match (&run.outputs, outcome) {
                     (Some(outputs), outcome) => {
                         match outputs.close(index, &file.name, outcome.is_ok()) {
-                            Ok(()) => outcome,
+                            Ok(loaded) => outcome.map(|mut report| {
+                                report.load = loaded;
+                                report
+                            }),
                             Err(e) => outcome.and(Err(e)),
                         }
                     }

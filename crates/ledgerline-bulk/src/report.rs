@@ -355,6 +355,7 @@ mod tests {
                 errors: vec![],
                 errors_truncated: false,
                 warnings: vec![],
+                load: None,
                 metrics: Default::default(),
             })
         };

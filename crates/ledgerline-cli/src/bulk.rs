@@ -22,6 +22,8 @@ pub struct Request {
     pub rejects: Option<(PathBuf, ledgerline_output::RejectsFormat)>,
     /// Per-file clean rows into this folder.
     pub valid: Option<(PathBuf, ledgerline_output::CleanFormat)>,
+    /// Every file's clean rows loaded here.
+    pub load: Option<ledgerline_output::pg::PgTarget>,
 }
 
 /// Runs the request; returns the exit status.
@@ -39,19 +41,21 @@ pub fn run(req: Request) -> i32 {
     let live = std::io::stderr()
         .is_terminal()
         .then(|| std::sync::Arc::new(Live::new()));
-    let outputs =
-        if req.rejects.is_some() || req.valid.is_some() {
-            match ledgerline_output::DirOutputs::new(req.rejects.clone(), req.valid.clone()) {
-                Ok(o) => Some(std::sync::Arc::new(o)
-                    as std::sync::Arc<dyn ledgerline_core::rows::FileOutputs>),
-                Err(e) => {
-                    eprintln!("ledgerline: cannot write the outputs: {e}");
-                    return 2;
-                }
+    let outputs = if req.rejects.is_some() || req.valid.is_some() || req.load.is_some() {
+        match ledgerline_output::DirOutputs::new(req.rejects.clone(), req.valid.clone()) {
+            Ok(o) => Some(std::sync::Arc::new(match req.load.clone() {
+                Some(target) => o.with_load(target),
+                None => o,
+            })
+                as std::sync::Arc<dyn ledgerline_core::rows::FileOutputs>),
+            Err(e) => {
+                eprintln!("ledgerline: cannot write the outputs: {e}");
+                return 2;
             }
-        } else {
-            None
-        };
+        }
+    } else {
+        None
+    };
     let run = BulkRun {
         progress: live.clone().map(|l| l as std::sync::Arc<dyn BulkProgress>),
         outputs,

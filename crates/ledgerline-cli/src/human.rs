@@ -28,6 +28,9 @@ pub fn summary(path: &Path, r: &Report) -> String {
         rows.valid, rows.invalid, rows.blank, rows.total, r.invoices
     );
     totals_table(&mut s, &r.totals);
+    if let Some(l) = &r.load {
+        loaded(&mut s, &l.table, l.inserted, l.already_loaded);
+    }
     if !r.error_counts.is_empty() {
         error_counts(&mut s, r.error_counts.iter().map(|(c, n)| (c.as_str(), *n)));
         for e in r.errors.iter().take(SHOWN_ERRORS) {
@@ -103,6 +106,14 @@ const SHOWN_FILES: usize = 10;
 /// The human summary of a bulk run: files by outcome, rows, totals per
 /// currency, errors by code, the first failed files with their reasons and
 /// the first duplicate invoices.
+/// What a load into PostgreSQL did.
+fn loaded(s: &mut String, table: &str, inserted: u64, already: u64) {
+    let _ = writeln!(
+        s,
+        "loaded into {table}: {inserted} rows inserted, {already} already there"
+    );
+}
+
 pub fn bulk_summary(r: &BulkReport) -> String {
     let mut s = String::new();
     let sum = &r.summary;
@@ -123,6 +134,16 @@ pub fn bulk_summary(r: &BulkReport) -> String {
         rows.valid, rows.invalid, rows.blank, rows.total, sum.invoices
     );
     totals_table(&mut s, &sum.totals);
+    let loads: Vec<_> = r
+        .files
+        .iter()
+        .filter_map(|f| f.outcome.as_ref().ok().and_then(|r| r.load.as_ref()))
+        .collect();
+    if let Some(first) = loads.first() {
+        let inserted = loads.iter().map(|l| l.inserted).sum();
+        let already = loads.iter().map(|l| l.already_loaded).sum();
+        loaded(&mut s, &first.table, inserted, already);
+    }
     if !sum.error_counts.is_empty() {
         error_counts(
             &mut s,

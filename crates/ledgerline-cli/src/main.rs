@@ -101,7 +101,32 @@ struct BulkArgs {
     #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl", "parquet"], default_value = "csv")]
     valid_format: String,
     #[command(flatten)]
+    load: LoadArgs,
+    #[command(flatten)]
     settings: SettingArgs,
+}
+
+/// Loading clean rows into PostgreSQL.
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Load the clean rows into PostgreSQL (postgres://user@host/db), one
+    /// transaction per file; a file loaded before adds nothing.
+    #[arg(long, value_name = "URL")]
+    load: Option<String>,
+    /// The table to load into (created when missing).
+    #[arg(long, value_name = "NAME", requires = "load", default_value = ledgerline_output::pg::DEFAULT_TABLE)]
+    table: String,
+}
+
+impl LoadArgs {
+    /// Connects and makes the table, when a load was asked for.
+    fn target(&self) -> Result<Option<ledgerline_output::pg::PgTarget>, String> {
+        self.load
+            .as_deref()
+            .map(|url| ledgerline_output::pg::PgTarget::prepare(url, Some(&self.table)))
+            .transpose()
+            .map_err(|e| format!("cannot load: {e}"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +163,8 @@ struct ProcessArgs {
     /// (`.csv`, `.jsonl` or `.parquet`).
     #[arg(long, value_name = "FILE")]
     valid_out: Option<PathBuf>,
+    #[command(flatten)]
+    load: LoadArgs,
     #[command(flatten)]
     settings: SettingArgs,
 }
@@ -331,6 +358,13 @@ fn bulk_command(args: BulkArgs) -> i32 {
                 };
                 (d, format)
             }),
+            load: match args.load.target() {
+                Ok(target) => target,
+                Err(e) => {
+                    eprintln!("ledgerline: {e}");
+                    return 2;
+                }
+            },
         }),
         Err(e) => {
             if args.json {
@@ -346,7 +380,22 @@ fn bulk_command(args: BulkArgs) -> i32 {
 fn process(args: ProcessArgs) -> i32 {
     let bar = ProgressBar::for_file(&args.file);
     let mut run = RunContext::new().with_progress(bar.callback());
-    let outputs = if args.rejects.is_some() || args.valid_out.is_some() {
+    let load = match args.load.target().and_then(|target| {
+        target
+            .map(|t| {
+                ledgerline_output::pg::sha256_file(&args.file)
+                    .and_then(|sha| t.begin(&sha, &args.file.display().to_string()))
+                    .map_err(|e| format!("cannot load: {}: {e}", args.file.display()))
+            })
+            .transpose()
+    }) {
+        Ok(load) => load,
+        Err(e) => {
+            eprintln!("ledgerline: {e}");
+            return 2;
+        }
+    };
+    let outputs = if args.rejects.is_some() || args.valid_out.is_some() || load.is_some() {
         let rejects = args.rejects.as_deref().map(|path| {
             let by_extension = path
                 .extension()
@@ -360,6 +409,10 @@ fn process(args: ProcessArgs) -> i32 {
         });
         match ledgerline_output::Outputs::create_as(rejects, args.valid_out.as_deref()) {
             Ok(o) => {
+                let o = match load {
+                    Some(load) => o.with_load(load),
+                    None => o,
+                };
                 run = run.with_rows(o.sink());
                 Some(o)
             }
@@ -377,9 +430,10 @@ fn process(args: ProcessArgs) -> i32 {
     bar.finish();
     drop(run);
     // Outputs appear only for a complete run; a failed one leaves none.
-    if let (Ok(_), Some(outputs)) = (&result, outputs) {
-        if let Err(e) = outputs.finish() {
-            result = Err(ledgerline_core::FileError::io(&args.file, e));
+    if let (Ok(report), Some(outputs)) = (&mut result, outputs) {
+        match outputs.finish() {
+            Ok(loaded) => report.load = loaded,
+            Err(e) => result = Err(ledgerline_core::FileError::io(&args.file, e)),
         }
     }
     match (result, args.json) {

@@ -127,6 +127,96 @@ fn rejects_as_csv_and_xlsx_hold_the_same_rows_and_nothing_is_evaluated() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// LibreOffice, headless, converting `input` to CSV in `out`; `None` (or a
+/// failure under CI=true) when it is not installed.
+fn libreoffice_to_csv(input: &Path, out: &Path) -> Option<Vec<Vec<String>>> {
+    let profile = out.join("profile");
+    let run = Command::new("soffice")
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.display()
+        ))
+        .args(["--headless", "--convert-to", "csv", "--outdir"])
+        .arg(out)
+        .arg(input)
+        .output();
+    let run = match run {
+        Ok(r) => r,
+        Err(e) => {
+            let why = format!("LibreOffice (soffice) cannot be started: {e}");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("NOTICE: check skipped: {why}");
+            return None;
+        }
+    };
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let name = input.with_extension("csv");
+    let converted = out.join(name.file_name().unwrap());
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(&converted)
+        .unwrap();
+    Some(
+        r.records()
+            .map(|rec| rec.unwrap().iter().map(String::from).collect())
+            .collect(),
+    )
+}
+
+/// A real spreadsheet program opens the rejects: LibreOffice evaluates a
+/// formula in a plain CSV (the control: `=1+2` becomes 3), but no cell of
+/// the rejects, CSV or xlsx, is evaluated — every injected cell comes back
+/// as written.
+#[test]
+fn a_spreadsheet_program_evaluates_nothing_in_the_rejects() {
+    let dir = temp_dir("libreoffice");
+    let control = dir.join("control.csv");
+    std::fs::write(&control, "a,b\n=1+2,x\n").unwrap();
+    let Some(rows) = libreoffice_to_csv(&control, &dir.join("c")) else {
+        return;
+    };
+    assert_eq!(rows[1], ["3", "x"], "the control is evaluated");
+    let input = dir.join("in.csv");
+    std::fs::write(&input, INPUT).unwrap();
+    let (csv_path, xlsx_path) = (dir.join("r.csv"), dir.join("rx.xlsx"));
+    for rejects in [&csv_path, &xlsx_path] {
+        let out = bin()
+            .arg("process")
+            .arg(&input)
+            .arg("--rejects")
+            .arg(rejects)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+    }
+    let from_xlsx = rows_of(&xlsx_path);
+    for (path, out) in [(&csv_path, "o1"), (&xlsx_path, "o2")] {
+        let shown = libreoffice_to_csv(path, &dir.join(out)).unwrap();
+        assert_eq!(shown.len(), 9, "{shown:?}");
+        for (row, read) in shown.iter().zip(&from_xlsx).skip(1) {
+            // The description as read, a neutralized CSV cell keeping its
+            // quote; never a value computed from it.
+            // (LibreOffice reads a carriage return in a CSV cell as a line
+            // feed.)
+            let cell = row[6].trim_start_matches('\'').replace('\r', "\n");
+            assert_eq!(cell, read[6].replace('\r', "\n"), "{path:?} {row:?}");
+            assert!(
+                !["3", "-1", "1", "#NAME?", "Err:508"].contains(&row[6].as_str()),
+                "{row:?}"
+            );
+            // A number stays a number: the xlsx keeps the text, the CSV
+            // is read as the number -10.5 and shown so.
+            assert!(["-10.50", "-10.5"].contains(&row[8].as_str()), "{row:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_failed_run_or_a_bad_output_leaves_nothing() {
     let dir = temp_dir("failed");

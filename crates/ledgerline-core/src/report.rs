@@ -31,6 +31,10 @@ pub struct Report {
     pub errors_truncated: bool,
     /// File-level warnings, each code at most once, sorted by code.
     pub warnings: Vec<Warning>,
+    /// What a database load of the clean rows did, when one was asked for
+    /// (`--load`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::rows::Loaded>,
     /// Free-form measurements, excluded from equivalence.
     pub metrics: Metrics,
 }

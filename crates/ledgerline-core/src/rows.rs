@@ -91,6 +91,18 @@ pub trait RowSink: Send {
     fn clean(&mut self, row: &CleanRow);
 }
 
+/// What loading one file's clean rows into a database did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Loaded {
+    /// The table loaded into.
+    pub table: String,
+    /// Rows added by this load.
+    pub inserted: u64,
+    /// Rows of this file already in the table from an earlier load (same
+    /// content, same row), left as they were.
+    pub already_loaded: u64,
+}
+
 /// A sink as a run holds it.
 pub type SharedRowSink = Arc<Mutex<dyn RowSink>>;
 
@@ -100,10 +112,22 @@ pub type SharedRowSink = Arc<Mutex<dyn RowSink>>;
 pub trait FileOutputs: Send + Sync {
     /// The sink of file `index` (named `name` in the run); `Ok(None)` when
     /// it has no outputs. An error becomes the file's outcome.
-    fn open(&self, index: usize, name: &str) -> Result<Option<SharedRowSink>, crate::FileError>;
+    /// `path` is where the file is read from (to fingerprint it).
+    fn open(
+        &self,
+        index: usize,
+        name: &str,
+        path: &std::path::Path,
+    ) -> Result<Option<SharedRowSink>, crate::FileError>;
     /// File `index` ended: keep its outputs when `complete` (it gave a
-    /// report), drop them otherwise. An error becomes the file's outcome.
-    fn close(&self, index: usize, name: &str, complete: bool) -> Result<(), crate::FileError>;
+    /// report), drop them otherwise; what a load did goes into the file's
+    /// report. An error becomes the file's outcome.
+    fn close(
+        &self,
+        index: usize,
+        name: &str,
+        complete: bool,
+    ) -> Result<Option<Loaded>, crate::FileError>;
 }
 
 #[cfg(test)]

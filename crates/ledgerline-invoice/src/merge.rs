@@ -306,6 +306,7 @@ impl Merger {
             errors: self.errors,
             errors_truncated,
             warnings,
+            load: None,
             metrics,
         }
     }

@@ -25,6 +25,8 @@
 
 #[cfg(feature = "parquet")]
 mod parquet_out;
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -33,7 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use std::collections::{HashMap, HashSet};
 
-use ledgerline_core::rows::{CleanRow, FileOutputs, RejectedRow, RowSink, SharedRowSink};
+use ledgerline_core::rows::{CleanRow, FileOutputs, Loaded, RejectedRow, RowSink, SharedRowSink};
 use ledgerline_core::FileError;
 
 /// A file written under a temporary name and renamed when finished.
@@ -97,6 +99,20 @@ impl Drop for Staged {
         if self.out.is_some() {
             let _ = std::fs::remove_file(&self.temp);
         }
+    }
+}
+
+/// `YYYY-MM-DD` as days since 1970-01-01.
+#[cfg_attr(not(any(feature = "parquet", feature = "postgres")), allow(dead_code))]
+fn epoch_days(date: &str) -> io::Result<i32> {
+    let bad = |message: String| io::Error::new(io::ErrorKind::InvalidData, message);
+    let mut parts = date.splitn(3, '-').map(str::parse::<i64>);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) => {
+            i32::try_from(ledgerline_core::calendar::days_from_civil(y, m, d))
+                .map_err(|_| bad(format!("date {date} out of range")))
+        }
+        _ => Err(bad(format!("not a date: {date}"))),
     }
 }
 
@@ -463,6 +479,8 @@ pub struct Outputs {
 struct Sinks {
     rejects: Option<Rejects>,
     clean: Option<CleanRows>,
+    #[cfg(feature = "postgres")]
+    load: Option<pg::PgLoad>,
 }
 
 impl RowSink for Sinks {
@@ -481,6 +499,10 @@ impl RowSink for Sinks {
     fn clean(&mut self, row: &CleanRow) {
         if let Some(c) = self.clean.as_mut() {
             c.clean(row);
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(l) = self.load.as_mut() {
+            l.clean(row);
         }
     }
 }
@@ -516,8 +538,21 @@ impl Outputs {
             .map(|(path, format)| Rejects::create_as(path, format))
             .transpose()?;
         Ok(Outputs {
-            inner: Arc::new(Mutex::new(Sinks { rejects, clean })),
+            inner: Arc::new(Mutex::new(Sinks {
+                rejects,
+                clean,
+                #[cfg(feature = "postgres")]
+                load: None,
+            })),
         })
+    }
+
+    /// Also loads the clean rows into PostgreSQL ([`pg::PgTarget::begin`]);
+    /// committed by [`Outputs::finish`], rolled back when dropped.
+    #[cfg(feature = "postgres")]
+    pub fn with_load(self, load: pg::PgLoad) -> Outputs {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).load = Some(load);
+        self
     }
 
     /// The sink to give the run ([`ledgerline_core::RunContext::with_rows`]).
@@ -525,17 +560,23 @@ impl Outputs {
         self.inner.clone()
     }
 
-    /// Completes every output after a complete run: flushed, synced and
-    /// renamed into place. Not called (dropped), nothing is left behind.
-    pub fn finish(self) -> io::Result<()> {
+    /// Completes every output after a complete run: the load committed
+    /// first (what it did is returned), then the files flushed, synced and
+    /// renamed into place. Not called (dropped), nothing is left behind and
+    /// nothing is loaded.
+    pub fn finish(self) -> io::Result<Option<Loaded>> {
         let mut sinks = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        #[cfg(feature = "postgres")]
+        let loaded = sinks.load.take().map(pg::PgLoad::finish).transpose()?;
+        #[cfg(not(feature = "postgres"))]
+        let loaded = None;
         if let Some(r) = sinks.rejects.as_mut() {
             r.finish()?;
         }
         if let Some(c) = sinks.clean.as_mut() {
             c.finish()?;
         }
-        Ok(())
+        Ok(loaded)
     }
 }
 
@@ -548,6 +589,8 @@ impl Outputs {
 pub struct DirOutputs {
     rejects: Option<(PathBuf, RejectsFormat)>,
     clean: Option<(PathBuf, CleanFormat)>,
+    #[cfg(feature = "postgres")]
+    load: Option<pg::PgTarget>,
     state: Mutex<DirState>,
 }
 
@@ -572,8 +615,18 @@ impl DirOutputs {
         Ok(DirOutputs {
             rejects,
             clean,
+            #[cfg(feature = "postgres")]
+            load: None,
             state: Mutex::default(),
         })
+    }
+
+    /// Also loads each file's clean rows into `target`, one transaction per
+    /// file, keyed by the file's SHA-256.
+    #[cfg(feature = "postgres")]
+    pub fn with_load(mut self, target: pg::PgTarget) -> DirOutputs {
+        self.load = Some(target);
+        self
     }
 }
 
@@ -598,7 +651,12 @@ fn flat_name(name: &str) -> String {
 }
 
 impl FileOutputs for DirOutputs {
-    fn open(&self, index: usize, name: &str) -> Result<Option<SharedRowSink>, FileError> {
+    fn open(
+        &self,
+        index: usize,
+        name: &str,
+        path: &Path,
+    ) -> Result<Option<SharedRowSink>, FileError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let base = flat_name(name);
         let mut stem = base.clone();
@@ -633,12 +691,24 @@ impl FileOutputs for DirOutputs {
             clean.as_deref(),
         )
         .map_err(|e| FileError::io(paths.first().cloned().unwrap_or_default(), e))?;
+        #[cfg(feature = "postgres")]
+        let outputs = match &self.load {
+            Some(target) => {
+                let load = pg::sha256_file(path)
+                    .and_then(|sha| target.begin(&sha, name))
+                    .map_err(|e| FileError::io(path, e))?;
+                outputs.with_load(load)
+            }
+            None => outputs,
+        };
+        #[cfg(not(feature = "postgres"))]
+        let _ = path;
         let sink = outputs.sink();
         state.open.insert(index, (outputs, paths));
         Ok(Some(sink))
     }
 
-    fn close(&self, index: usize, _name: &str, complete: bool) -> Result<(), FileError> {
+    fn close(&self, index: usize, name: &str, complete: bool) -> Result<Option<Loaded>, FileError> {
         let taken = self
             .state
             .lock()
@@ -646,10 +716,13 @@ impl FileOutputs for DirOutputs {
             .open
             .remove(&index);
         match taken {
-            Some((outputs, paths)) if complete => outputs
-                .finish()
-                .map_err(|e| FileError::io(paths.first().cloned().unwrap_or_default(), e)),
-            _ => Ok(()),
+            Some((outputs, paths)) if complete => {
+                outputs.finish().map_err(|e| match paths.first() {
+                    Some(path) => FileError::io(path, e),
+                    None => FileError::io(name, e),
+                })
+            }
+            _ => Ok(None),
         }
     }
 }
@@ -673,7 +746,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let sink = outputs.open(index, name).unwrap().unwrap();
+            let sink = outputs.open(index, name, Path::new(name)).unwrap().unwrap();
             sink.lock().unwrap().header(&["h".to_string()]);
             outputs.close(index, name, index != 2).unwrap();
         }

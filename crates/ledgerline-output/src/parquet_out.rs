@@ -81,18 +81,6 @@ fn rescale(value: Exact, scale: i8) -> io::Result<i128> {
         .ok_or_else(|| bad(format!("{value} does not fit Decimal128(38, {scale})")))
 }
 
-/// `YYYY-MM-DD` as days since 1970-01-01.
-fn days(date: &str) -> io::Result<i32> {
-    let mut parts = date.splitn(3, '-').map(str::parse::<i64>);
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) => {
-            i32::try_from(ledgerline_core::calendar::days_from_civil(y, m, d))
-                .map_err(|_| bad(format!("date {date} out of range")))
-        }
-        _ => Err(bad(format!("not a date: {date}"))),
-    }
-}
-
 impl ParquetRows {
     pub(crate) fn create(target: &Path) -> io::Result<ParquetRows> {
         let temp = crate::temp_beside(target)?;
@@ -149,8 +137,8 @@ impl ParquetRows {
         for r in &self.rows {
             row.append_value(r.row);
             id.append_value(&r.invoice_id);
-            issue.append_value(days(&r.invoice_date)?);
-            due.append_option(r.due_date.as_deref().map(days).transpose()?);
+            issue.append_value(crate::epoch_days(&r.invoice_date)?);
+            due.append_option(r.due_date.as_deref().map(crate::epoch_days).transpose()?);
             customer.append_value(&r.customer_id);
             name.append_option(r.customer_name.as_ref());
             sku.append_option(r.sku.as_ref());
