@@ -137,6 +137,79 @@ pub struct BulkRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = SettingsSchema))]
     pub settings: BTreeMap<String, serde_json::Value>,
+    /// What each file writes besides its report, downloadable at
+    /// `/v1/jobs/{id}/files/{file_id}/rejects` and `/valid` once the file
+    /// is done. Default: nothing.
+    #[serde(default, skip_serializing_if = "JobOutputs::is_empty")]
+    pub outputs: JobOutputs,
+}
+
+/// A job's outputs: its files' rejected rows and clean rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobOutputs {
+    /// Every invalid row as read, with its row number, error codes and
+    /// messages: `csv` (UTF-8 with BOM, safe to open in a spreadsheet
+    /// program) or `xlsx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<RejectsKind>,
+    /// Every row counted in the totals, normalized: `csv`, `jsonl` or
+    /// `parquet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<ValidKind>,
+}
+
+impl JobOutputs {
+    /// No output asked for.
+    pub fn is_empty(&self) -> bool {
+        self.rejects.is_none() && self.valid.is_none()
+    }
+}
+
+/// How rejected rows are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum RejectsKind {
+    /// CSV, UTF-8 with a BOM.
+    Csv,
+    /// An xlsx workbook of text cells.
+    Xlsx,
+}
+
+/// How clean rows are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ValidKind {
+    /// CSV with a header.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+    /// Apache Parquet (money as Decimal128, dates as Date32).
+    Parquet,
+}
+
+impl RejectsKind {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            RejectsKind::Csv => "csv",
+            RejectsKind::Xlsx => "xlsx",
+        }
+    }
+}
+
+impl ValidKind {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ValidKind::Csv => "csv",
+            ValidKind::Jsonl => "jsonl",
+            ValidKind::Parquet => "parquet",
+        }
+    }
 }
 
 /// The settings a bulk request may give, for the OpenAPI document only
@@ -370,6 +443,9 @@ pub struct JobStatus {
     /// Why the job failed (state `failed` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
+    /// The outputs asked for (absent when none).
+    #[serde(default, skip_serializing_if = "JobOutputs::is_empty")]
+    pub outputs: JobOutputs,
 }
 
 impl JobStatus {

@@ -58,9 +58,30 @@ fn every_type_round_trips_in_the_spec_shape() {
             file_ids: vec!["x".into()],
             use_optimized: false,
             settings: BTreeMap::from([("date_order".into(), json!("dmy"))]),
+            outputs: Default::default(),
         },
         json!({"file_ids": ["x"], "use_optimized": false, "settings": {"date_order": "dmy"}}),
     );
+    round_trip(
+        &BulkRequest {
+            file_ids: vec!["x".into()],
+            use_optimized: true,
+            settings: BTreeMap::new(),
+            outputs: ledgerline_api::JobOutputs {
+                rejects: Some(ledgerline_api::RejectsKind::Xlsx),
+                valid: Some(ledgerline_api::ValidKind::Jsonl),
+            },
+        },
+        json!({"file_ids": ["x"], "use_optimized": true, "settings": {},
+               "outputs": {"rejects": "xlsx", "valid": "jsonl"}}),
+    );
+    // Only the known kinds and keys.
+    for bad in [
+        json!({"file_ids": ["x"], "outputs": {"rejects": "pdf"}}),
+        json!({"file_ids": ["x"], "outputs": {"valid": "csv", "load": true}}),
+    ] {
+        assert!(serde_json::from_value::<BulkRequest>(bad).is_err());
+    }
     round_trip(
         &JobAccepted {
             job_id: "j".into(),
@@ -93,6 +114,7 @@ fn every_type_round_trips_in_the_spec_shape() {
         finished_at: None,
         metrics: json!({"processor": "optimized"}),
         error: None,
+        outputs: Default::default(),
     };
     round_trip(
         &status,

@@ -749,3 +749,149 @@ fn redis_store_serves_the_same_api() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// GET `path` on `server`: status, content type and body.
+fn get_raw(server: &Server, path: &str) -> (u16, String, Vec<u8>) {
+    let r = reqwest::blocking::get(format!("{}{path}", server.url)).unwrap();
+    let status = r.status().as_u16();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, kind, r.bytes().unwrap().to_vec())
+}
+
+/// A job's `outputs`: each file's rejects and clean rows downloadable once
+/// it is done, byte for byte what `ledgerline process --rejects
+/// --valid-out` writes for that file, on the embedded store and on Redis
+/// (whose worker moves them through the file store); none for a file that
+/// failed, none for a job that asked for none.
+#[test]
+fn job_outputs_download_equal_the_command_line() {
+    let input = temp_dir("outputs");
+    let mut files = Vec::new();
+    for n in [
+        "invoices_1k.csv",
+        "csv/due_before_issue.csv",
+        "csv/basic_valid.csv",
+    ] {
+        let from = root().join("fixtures").join(n);
+        let to = input.join(from.file_name().unwrap());
+        std::fs::copy(&from, &to).unwrap();
+        files.push(to);
+    }
+    let broken = input.join("broken.csv");
+    std::fs::write(&broken, "a,b\n1,2\n").unwrap();
+    // What the command line writes for each file.
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = files
+        .iter()
+        .map(|f| {
+            let (r, v) = (input.join("expected.rejects"), input.join("expected.jsonl"));
+            let out = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+                .arg("process")
+                .arg(f)
+                .args(["--rejects-format", "csv", "--rejects"])
+                .arg(&r)
+                .arg("--valid-out")
+                .arg(&v)
+                .output()
+                .unwrap();
+            assert!(out.status.code().unwrap() < 2, "{out:?}");
+            (std::fs::read(&r).unwrap(), std::fs::read(&v).unwrap())
+        })
+        .collect();
+    assert!(expected[0].0.len() > 200, "invoices_1k has rejects");
+    let Some(redis) = common::Redis::start() else {
+        return;
+    };
+    let on_redis = Server::fresh(&["--store", &redis.url(), "--store-prefix", "outputs"]);
+    let embedded = Server::fresh(&[]);
+    for server in [&embedded, &on_redis] {
+        let client = server.client();
+        let mut ids: Vec<String> = files
+            .iter()
+            .map(|p| client.upload_file(p).unwrap().id)
+            .collect();
+        let broken_id = client.upload_file(&broken).unwrap().id;
+        ids.push(broken_id.clone());
+        let job = client
+            .bulk_request(&ledgerline_api::BulkRequest {
+                file_ids: ids.clone(),
+                use_optimized: true,
+                settings: BTreeMap::new(),
+                outputs: ledgerline_api::JobOutputs {
+                    rejects: Some(ledgerline_api::RejectsKind::Csv),
+                    valid: Some(ledgerline_api::ValidKind::Jsonl),
+                },
+            })
+            .unwrap();
+        let last = client.watch(&job.job_id, |_| {}).unwrap();
+        assert_eq!(last.state, JobState::Succeeded);
+        assert_eq!(
+            serde_json::to_value(client.job(&job.job_id).unwrap().outputs).unwrap(),
+            serde_json::json!({"rejects": "csv", "valid": "jsonl"})
+        );
+        for (id, (rejects, valid)) in ids.iter().zip(&expected) {
+            let at = format!("/v1/jobs/{}/files/{id}", job.job_id);
+            let (status, kind, body) = get_raw(server, &format!("{at}/rejects"));
+            assert_eq!((status, kind.as_str()), (200, "text/csv; charset=utf-8"));
+            assert_eq!(body, *rejects, "{at}");
+            let (status, kind, body) = get_raw(server, &format!("{at}/valid"));
+            assert_eq!((status, kind.as_str()), (200, "application/x-ndjson"));
+            assert_eq!(body, *valid, "{at}");
+        }
+        // The file that failed (missing columns) has none; an unknown
+        // file, none.
+        let at = format!("/v1/jobs/{}/files/{broken_id}/rejects", job.job_id);
+        let (status, _, body) = get_raw(server, &at);
+        assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+        let unknown = format!("/v1/jobs/{}/files/{}/valid", job.job_id, "0".repeat(32));
+        assert_eq!(get_raw(server, &unknown).0, 404);
+
+        // xlsx and Parquet: their types and magic bytes; a job without
+        // outputs has none to give.
+        let other = client
+            .bulk_request(&ledgerline_api::BulkRequest {
+                file_ids: vec![ids[0].clone()],
+                use_optimized: false,
+                settings: BTreeMap::new(),
+                outputs: ledgerline_api::JobOutputs {
+                    rejects: Some(ledgerline_api::RejectsKind::Xlsx),
+                    valid: Some(ledgerline_api::ValidKind::Parquet),
+                },
+            })
+            .unwrap();
+        assert_eq!(
+            client.watch(&other.job_id, |_| {}).unwrap().state,
+            JobState::Succeeded
+        );
+        let at = format!("/v1/jobs/{}/files/{}", other.job_id, ids[0]);
+        let (status, kind, body) = get_raw(server, &format!("{at}/rejects"));
+        assert_eq!(status, 200);
+        assert_eq!(
+            kind,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        );
+        assert_eq!(&body[..2], b"PK");
+        let (status, kind, body) = get_raw(server, &format!("{at}/valid"));
+        assert_eq!(
+            (status, kind.as_str()),
+            (200, "application/vnd.apache.parquet")
+        );
+        assert_eq!(
+            (&body[..4], &body[body.len() - 4..]),
+            (&b"PAR1"[..], &b"PAR1"[..])
+        );
+        let plain = client.bulk(&ids[..1], true, &BTreeMap::new()).unwrap();
+        client.watch(&plain.job_id, |_| {}).unwrap();
+        let at = format!("/v1/jobs/{}/files/{}/rejects", plain.job_id, ids[0]);
+        let (status, _, body) = get_raw(server, &at);
+        assert_eq!(status, 404);
+        assert!(
+            String::from_utf8_lossy(&body).contains("asked for no rejects"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}

@@ -245,6 +245,7 @@ impl Client {
             file_ids: file_ids.to_vec(),
             use_optimized,
             settings: settings.clone(),
+            outputs: Default::default(),
         })
     }
 

@@ -28,6 +28,17 @@ pub fn outcome(job: &str, index: usize) -> String {
     format!("jobs/{job}/{index}.json")
 }
 
+/// The key of file `index`'s rejected rows in `job` (`ext`: `csv`, `xlsx`).
+pub fn rejects(job: &str, index: usize, ext: &str) -> String {
+    format!("jobs/{job}/{index}.rejects.{ext}")
+}
+
+/// The key of file `index`'s clean rows in `job` (`ext`: `csv`, `jsonl`,
+/// `parquet`).
+pub fn valid(job: &str, index: usize, ext: &str) -> String {
+    format!("jobs/{job}/{index}.valid.{ext}")
+}
+
 /// The key of file `index`'s valid invoice ids in `job`.
 pub fn invoices(job: &str, index: usize) -> String {
     format!("jobs/{job}/{index}.ids.json")

@@ -203,6 +203,13 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
         cancel: cancel.clone(),
         progress: Some(sink.clone() as Arc<dyn BulkProgress>),
         want_invoices: true,
+        outputs: crate::outputs::JobFileOutputs::new(
+            &id,
+            job.outputs,
+            (0..files.len()).collect(),
+            &app.data.root().join("outputs"),
+            Arc::clone(&app.files),
+        ),
         ..BulkRun::default()
     };
     let mut task = tokio::task::spawn_blocking(move || bulk.resume(&files, prior, &run));

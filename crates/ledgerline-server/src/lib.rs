@@ -43,6 +43,7 @@ mod error;
 mod jobs;
 mod live;
 mod monitor;
+mod outputs;
 mod routes;
 mod upload;
 mod worker;
@@ -339,6 +340,8 @@ impl AppState {
         routes::get_job,
         routes::job_events,
         routes::job_report,
+        routes::file_rejects,
+        routes::file_valid,
         routes::cancel_job
     ),
     components(schemas(
@@ -349,6 +352,9 @@ impl AppState {
         ledgerline_api::FileInfo,
         ledgerline_api::UploadResponse,
         ledgerline_api::BulkRequest,
+        ledgerline_api::JobOutputs,
+        ledgerline_api::RejectsKind,
+        ledgerline_api::ValidKind,
         ledgerline_api::SettingsSchema,
         ledgerline_api::JobAccepted,
         ledgerline_api::JobState,
@@ -738,7 +744,15 @@ fn router(app: Arc<AppState>) -> Router {
         ));
     let streams = Router::new()
         .route("/v1/jobs/{id}/events", get(routes::job_events))
-        .route("/v1/jobs/{id}/report", get(routes::job_report));
+        .route("/v1/jobs/{id}/report", get(routes::job_report))
+        .route(
+            "/v1/jobs/{id}/files/{file_id}/rejects",
+            get(routes::file_rejects),
+        )
+        .route(
+            "/v1/jobs/{id}/files/{file_id}/valid",
+            get(routes::file_valid),
+        );
     let quick = Router::new()
         .route(
             "/v1/files/{id}",

@@ -112,6 +112,7 @@ mod tests {
             finished_at: None,
             metrics: serde_json::json!({}),
             error: None,
+            outputs: Default::default(),
         }
     }
 

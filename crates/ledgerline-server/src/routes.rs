@@ -12,13 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::{self, Stream};
 use ledgerline_api::{
-    BulkRequest, ErrorBody, FileInfo, Health, JobAccepted, JobState, JobStatus, UploadResponse,
+    BulkRequest, ErrorBody, FileInfo, FileState, Health, JobAccepted, JobState, JobStatus,
+    UploadResponse,
 };
 use ledgerline_files::layout;
 use ledgerline_store::{is_id, now_ms, Cancelled, JobFileSpec, NewJob};
 use serde::Deserialize;
 
-use crate::{jobs, upload, ApiError, AppState};
+use crate::{jobs, outputs, upload, ApiError, AppState};
 
 /// The most files one job may name.
 pub(crate) const MAX_FILES_PER_JOB: usize = 10_000;
@@ -253,6 +254,7 @@ pub(crate) async fn bulk_process(
         id: ledgerline_store::new_id(),
         use_optimized: request.use_optimized,
         settings: request.settings,
+        outputs: request.outputs,
         files,
         created_ms: now_ms(),
     };
@@ -413,6 +415,123 @@ pub(crate) async fn job_report(
     };
     let body = Body::from_stream(stream);
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// File `file_id`'s rejected rows in job `id` (the job's `outputs` asked
+/// for them), once that file is done.
+#[utoipa::path(get, path = "/v1/jobs/{id}/files/{file_id}/rejects", tag = "ledgerline",
+    params(("id" = String, Path, description = "The job's id"),
+           ("file_id" = String, Path, description = "An uploaded file of the job")),
+    responses((status = 200, content_type = "text/csv", body = String, description = "The rejects: CSV (UTF-8 with BOM) or xlsx, as the job's outputs asked"),
+              (status = 404, body = ErrorBody, description = "No such job or file, the job asked for no rejects, or the file failed"),
+              (status = 409, body = ErrorBody, description = "The file is not done yet"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(crate) async fn file_rejects(
+    State(app): Shared,
+    Path((id, file_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    file_output(&app, &id, &file_id, outputs::Which::Rejects).await
+}
+
+/// File `file_id`'s clean rows in job `id` (the job's `outputs` asked for
+/// them), once that file is done.
+#[utoipa::path(get, path = "/v1/jobs/{id}/files/{file_id}/valid", tag = "ledgerline",
+    params(("id" = String, Path, description = "The job's id"),
+           ("file_id" = String, Path, description = "An uploaded file of the job")),
+    responses((status = 200, content_type = "text/csv", body = String, description = "The clean rows: CSV, JSON Lines or Parquet, as the job's outputs asked"),
+              (status = 404, body = ErrorBody, description = "No such job or file, the job asked for no clean rows, or the file failed"),
+              (status = 409, body = ErrorBody, description = "The file is not done yet"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(crate) async fn file_valid(
+    State(app): Shared,
+    Path((id, file_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    file_output(&app, &id, &file_id, outputs::Which::Valid).await
+}
+
+async fn file_output(
+    app: &AppState,
+    id: &str,
+    file_id: &str,
+    which: outputs::Which,
+) -> Result<Response, ApiError> {
+    checked_id(id, "job")?;
+    checked_id(file_id, "file")?;
+    let job = app
+        .store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
+    let what = match which {
+        outputs::Which::Rejects => "rejects",
+        outputs::Which::Valid => "clean rows",
+    };
+    // A file listed twice in a job writes the same rows twice: the first
+    // that is done answers.
+    let listed: Vec<(usize, &ledgerline_store::JobFileRecord)> = job
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.file_id == file_id)
+        .collect();
+    if listed.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "job {id} has no file {file_id:?}"
+        )));
+    }
+    if outputs::key(id, 0, which, &job.outputs).is_none() {
+        return Err(ApiError::NotFound(format!("job {id} asked for no {what}")));
+    }
+    let Some((n, file)) = listed
+        .iter()
+        .find(|(_, f)| f.state == FileState::Done)
+        .or_else(|| listed.first())
+    else {
+        return Err(ApiError::NotFound(format!(
+            "job {id} has no file {file_id:?}"
+        )));
+    };
+    match file.state {
+        FileState::Done => {}
+        FileState::Queued | FileState::Running => {
+            return Err(ApiError::Conflict(format!(
+                "file {file_id} of job {id} is {}; its {what} exist once it is done",
+                file.state.as_str()
+            )))
+        }
+        FileState::Failed | FileState::Cancelled => {
+            return Err(ApiError::NotFound(format!(
+                "file {file_id} of job {id} is {} and has no {what}",
+                file.state.as_str()
+            )))
+        }
+    }
+    let key = outputs::key(id, *n, which, &job.outputs)
+        .ok_or_else(|| ApiError::Internal("outputs: no key".into()))?;
+    let stream = app
+        .files
+        .get_stream(&key)
+        .await
+        .map_err(files_error)?
+        .ok_or_else(|| {
+            // Done without outputs: its outcome was a file error.
+            ApiError::NotFound(format!("file {file_id} of job {id} has no {what}"))
+        })?;
+    let name = key.rsplit('/').next().unwrap_or("output").to_string();
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                which.content_type(&job.outputs).to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 fn files_error(e: ledgerline_files::FilesError) -> ApiError {

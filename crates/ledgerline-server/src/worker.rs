@@ -290,6 +290,13 @@ async fn file_task(app: &Arc<AppState>, queue: &RedisStore, name: &str, task: &T
                 cancel: cancel.clone(),
                 progress: Some(sink.clone() as Arc<dyn BulkProgress>),
                 want_invoices: true,
+                outputs: crate::outputs::JobFileOutputs::new(
+                    &task.job,
+                    started.outputs,
+                    vec![n],
+                    &app.data.root().join("outputs"),
+                    Arc::clone(&app.files),
+                ),
                 ..BulkRun::default()
             };
             Some(tokio::task::spawn_blocking(move || {

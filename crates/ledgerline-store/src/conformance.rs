@@ -144,6 +144,15 @@ fn job(files: &[&FileInfo], created_ms: i64) -> NewJob {
         id: new_id(),
         use_optimized: created_ms % 2 == 0,
         settings,
+        // Every other job asks for outputs; the rest must read back empty.
+        outputs: if created_ms % 2 == 0 {
+            ledgerline_api::JobOutputs {
+                rejects: Some(ledgerline_api::RejectsKind::Xlsx),
+                valid: Some(ledgerline_api::ValidKind::Parquet),
+            }
+        } else {
+            ledgerline_api::JobOutputs::default()
+        },
         files: files
             .iter()
             .map(|f| JobFileSpec {
@@ -246,6 +255,13 @@ async fn queue(under: Under<'_>) -> Result<(), Failure> {
         stored.state
     );
     ensure!(stored.settings == jobs[0].settings, "settings differ");
+    ensure!(stored.outputs == jobs[0].outputs, "outputs differ");
+    let plain = store
+        .job(&jobs[1].id)
+        .await
+        .map_err(err)?
+        .ok_or("job 1 gone")?;
+    ensure!(plain.outputs.is_empty(), "outputs nobody asked for");
     ensure!(
         stored.use_optimized == jobs[0].use_optimized,
         "use_optimized differs"
@@ -571,7 +587,9 @@ async fn tasks(q: &dyn TaskQueue) -> Result<(), Failure> {
         started.file
     );
     ensure!(
-        started.settings == j.settings && started.use_optimized == j.use_optimized,
+        started.settings == j.settings
+            && started.use_optimized == j.use_optimized
+            && started.outputs == j.outputs,
         "started settings differ"
     );
     let got = q.job(&j.id).await.map_err(err)?.ok_or("gone")?;

@@ -37,7 +37,9 @@ mod sqlite;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use ledgerline_api::{ErrorDetail, FileInfo, FileState, JobFile, JobState, JobStatus, QueueCounts};
+use ledgerline_api::{
+    ErrorDetail, FileInfo, FileState, JobFile, JobOutputs, JobState, JobStatus, QueueCounts,
+};
 
 pub use datadir::{is_id, new_id, DataDir, UploadTarget};
 pub use redis_store::RedisStore;
@@ -72,6 +74,8 @@ pub struct NewJob {
     pub use_optimized: bool,
     /// The request's settings, as given (already checked).
     pub settings: BTreeMap<String, serde_json::Value>,
+    /// What its files write besides their reports.
+    pub outputs: JobOutputs,
     /// Its files in run order.
     pub files: Vec<JobFileSpec>,
     /// When it was accepted, in milliseconds since the Unix epoch.
@@ -118,6 +122,8 @@ pub struct JobRecord {
     pub use_optimized: bool,
     /// Its settings as submitted.
     pub settings: BTreeMap<String, serde_json::Value>,
+    /// What its files write besides their reports.
+    pub outputs: JobOutputs,
     /// Accepted, in ms since the epoch.
     pub created_ms: i64,
     /// Last started, in ms since the epoch.
@@ -164,6 +170,7 @@ impl JobRecord {
             finished_at: self.finished_ms.map(rfc3339),
             metrics: self.metrics.clone(),
             error: self.error.clone(),
+            outputs: self.outputs,
         }
     }
 }
@@ -293,6 +300,8 @@ pub struct StartedFile {
     pub use_optimized: bool,
     /// The job's settings as submitted.
     pub settings: BTreeMap<String, serde_json::Value>,
+    /// What the file writes besides its report.
+    pub outputs: JobOutputs,
     /// The file.
     pub file: JobFileSpec,
 }

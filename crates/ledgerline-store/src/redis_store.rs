@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! P:file:<id>          hash    an upload's metadata
-//! P:job:<id>           hash    state, use_optimized, settings, times, metrics, error,
+//! P:job:<id>           hash    state, use_optimized, settings, outputs, times, metrics, error,
 //!                              cancel flag, nfiles, remaining (files not yet ended)
 //! P:job:<id>:f:<n>     hash    file n of the job: file_id, name, size, state, bytes_done, rows_done
 //! P:tasks              stream  tasks {job, n} (n = file, or "finish"); consumer group "workers"
@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ledgerline_api::{ErrorDetail, FileInfo, FileState, JobState, QueueCounts};
+use ledgerline_api::{ErrorDetail, FileInfo, FileState, JobOutputs, JobState, QueueCounts};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncCommands, Script};
@@ -82,9 +82,10 @@ local id = ARGV[2]
 local jk = p .. ':job:' .. id
 local n = tonumber(ARGV[6])
 redis.call('HSET', jk, 'state', 'queued', 'use_optimized', ARGV[3], 'settings', ARGV[4],
-  'created_ms', ARGV[5], 'metrics', '{}', 'cancel_requested', '0', 'nfiles', n, 'remaining', n)
+  'created_ms', ARGV[5], 'metrics', '{}', 'cancel_requested', '0', 'nfiles', n, 'remaining', n,
+  'outputs', ARGV[7])
 for i = 0, n - 1 do
-  local b = 7 + i * 3
+  local b = 8 + i * 3
   redis.call('HSET', jk .. ':f:' .. i, 'file_id', ARGV[b], 'name', ARGV[b + 1], 'size', ARGV[b + 2],
     'state', 'queued', 'bytes_done', '0', 'rows_done', '0')
 end
@@ -124,7 +125,8 @@ end
 redis.call('HSET', fk, 'state', 'running')
 redis.call('PUBLISH', p .. ':events', job)
 return {{redis.call('HGET', jk, 'use_optimized'), redis.call('HGET', jk, 'settings'),
-  redis.call('HGET', fk, 'file_id'), redis.call('HGET', fk, 'name'), redis.call('HGET', fk, 'size')}}
+  redis.call('HGET', fk, 'file_id'), redis.call('HGET', fk, 'name'), redis.call('HGET', fk, 'size'),
+  redis.call('HGET', jk, 'outputs') or '{{}}'}}
 "
     )
 }
@@ -407,6 +409,8 @@ impl RedisStore {
         };
         let settings: BTreeMap<String, serde_json::Value> =
             serde_json::from_value(json("settings")?).map_err(|e| corrupt(&e.to_string()))?;
+        let outputs: JobOutputs =
+            serde_json::from_value(json("outputs")?).map_err(|e| corrupt(&e.to_string()))?;
         let error: Option<ErrorDetail> = match get("error") {
             Some(e) => Some(serde_json::from_str(e).map_err(|e| corrupt(&e.to_string()))?),
             None => None,
@@ -418,6 +422,7 @@ impl RedisStore {
                 .ok_or_else(|| corrupt("state"))?,
             use_optimized: get("use_optimized") == Some("1"),
             settings,
+            outputs,
             created_ms: num("created_ms").unwrap_or(0),
             started_ms: num("started_ms"),
             finished_ms: num("finished_ms"),
@@ -472,15 +477,17 @@ impl Store for RedisStore {
 
     async fn create_job(&self, job: &NewJob, queue_depth: u64) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let settings =
-            serde_json::to_string(&job.settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+        let settings = serde_json::to_string(&job.settings).map_err(corrupt)?;
+        let outputs = serde_json::to_string(&job.outputs).map_err(corrupt)?;
         let mut call = self.create.key(&self.prefix);
         call.arg(queue_depth)
             .arg(&job.id)
             .arg(if job.use_optimized { "1" } else { "0" })
             .arg(settings)
             .arg(job.created_ms)
-            .arg(job.files.len());
+            .arg(job.files.len())
+            .arg(outputs);
         for f in &job.files {
             call.arg(&f.file_id).arg(&f.name).arg(f.size);
         }
@@ -777,7 +784,7 @@ impl TaskQueue for RedisStore {
             )));
         };
         let mut conn = self.conn.clone();
-        let got: Option<(String, String, String, String, u64)> = self
+        let got: Option<(String, String, String, String, u64, String)> = self
             .start
             .key(&self.prefix)
             .arg(&task.job)
@@ -787,13 +794,14 @@ impl TaskQueue for RedisStore {
             .invoke_async(&mut conn)
             .await
             .map_err(db)?;
-        let Some((use_optimized, settings, file_id, name, size)) = got else {
+        let Some((use_optimized, settings, file_id, name, size, outputs)) = got else {
             return Ok(None);
         };
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("job {}: {e}", task.job));
         Ok(Some(StartedFile {
             use_optimized: use_optimized == "1",
             settings: serde_json::from_str(&settings).map_err(corrupt)?,
+            outputs: serde_json::from_str(&outputs).map_err(corrupt)?,
             file: JobFileSpec {
                 file_id,
                 name,

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_ms INTEGER,
     metrics TEXT NOT NULL DEFAULT '{}',
     error TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    outputs TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
 CREATE TABLE IF NOT EXISTS job_files (
@@ -75,6 +76,18 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        // A database made before jobs had outputs gains the column.
+        let has_outputs: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'outputs'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        if has_outputs == 0 {
+            conn.execute_batch("ALTER TABLE jobs ADD COLUMN outputs TEXT NOT NULL DEFAULT '{}'")
+                .map_err(db)?;
+        }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -117,11 +130,12 @@ fn load_job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, StoreError
         String,
         Option<String>,
         bool,
+        String,
     );
     let row: Option<Row> = conn
         .query_row(
             "SELECT state, use_optimized, settings, created_ms, started_ms, finished_ms,
-                    metrics, error, cancel_requested FROM jobs WHERE id = ?1",
+                    metrics, error, cancel_requested, outputs FROM jobs WHERE id = ?1",
             [id],
             |r| {
                 Ok((
@@ -134,6 +148,7 @@ fn load_job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, StoreError
                     r.get(6)?,
                     r.get(7)?,
                     r.get(8)?,
+                    r.get(9)?,
                 ))
             },
         )
@@ -149,6 +164,7 @@ fn load_job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, StoreError
         metrics,
         error,
         cancel_requested,
+        outputs,
     )) = row
     else {
         return Ok(None);
@@ -157,6 +173,7 @@ fn load_job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, StoreError
     let settings: BTreeMap<String, serde_json::Value> =
         serde_json::from_str(&settings).map_err(corrupt)?;
     let metrics = serde_json::from_str(&metrics).map_err(corrupt)?;
+    let outputs = serde_json::from_str(&outputs).map_err(corrupt)?;
     let error: Option<ErrorDetail> = match error {
         Some(e) => Some(serde_json::from_str(&e).map_err(corrupt)?),
         None => None,
@@ -196,6 +213,7 @@ fn load_job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, StoreError
         state: job_state(&state)?,
         use_optimized,
         settings,
+        outputs,
         created_ms,
         started_ms,
         finished_ms,
@@ -288,6 +306,7 @@ impl Store for SqliteStore {
         self.with(move |c| {
             let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
             let settings = serde_json::to_string(&job.settings).map_err(corrupt)?;
+            let outputs = serde_json::to_string(&job.outputs).map_err(corrupt)?;
             // IMMEDIATE: the count and the insert are one decision.
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -296,9 +315,9 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             tx.execute(
-                "INSERT INTO jobs (id, state, use_optimized, settings, created_ms)
-                 VALUES (?1, 'queued', ?2, ?3, ?4)",
-                params![job.id, job.use_optimized, settings, job.created_ms],
+                "INSERT INTO jobs (id, state, use_optimized, settings, created_ms, outputs)
+                 VALUES (?1, 'queued', ?2, ?3, ?4, ?5)",
+                params![job.id, job.use_optimized, settings, job.created_ms, outputs],
             )
             .map_err(db)?;
             {
