@@ -158,12 +158,17 @@ pub struct JobOutputs {
     /// `parquet`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid: Option<ValidKind>,
+    /// Load the clean rows into the server's PostgreSQL database (its
+    /// `--load`), one transaction per file; each file's report says how
+    /// many rows were inserted and how many were already there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub load: bool,
 }
 
 impl JobOutputs {
     /// No output asked for.
     pub fn is_empty(&self) -> bool {
-        self.rejects.is_none() && self.valid.is_none()
+        self.rejects.is_none() && self.valid.is_none() && !self.load
     }
 }
 

@@ -70,6 +70,7 @@ fn every_type_round_trips_in_the_spec_shape() {
             outputs: ledgerline_api::JobOutputs {
                 rejects: Some(ledgerline_api::RejectsKind::Xlsx),
                 valid: Some(ledgerline_api::ValidKind::Jsonl),
+                load: false,
             },
         },
         json!({"file_ids": ["x"], "use_optimized": true, "settings": {},

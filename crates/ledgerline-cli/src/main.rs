@@ -108,7 +108,7 @@ struct BulkArgs {
 
 /// Loading clean rows into PostgreSQL.
 #[derive(Debug, Args)]
-struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// Load the clean rows into PostgreSQL (postgres://user@host/db), one
     /// transaction per file; a file loaded before adds nothing.
     #[arg(long, value_name = "URL")]
@@ -120,7 +120,7 @@ struct LoadArgs {
 
 impl LoadArgs {
     /// Connects and makes the table, when a load was asked for.
-    fn target(&self) -> Result<Option<ledgerline_output::pg::PgTarget>, String> {
+    pub(crate) fn target(&self) -> Result<Option<ledgerline_output::pg::PgTarget>, String> {
         self.load
             .as_deref()
             .map(|url| ledgerline_output::pg::PgTarget::prepare(url, Some(&self.table)))

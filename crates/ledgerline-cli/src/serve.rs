@@ -84,6 +84,10 @@ struct SharedArgs {
     #[arg(long, default_value_t = 60, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     claim_after: u64,
+    /// Where jobs asking for `"load": true` load their clean rows (give
+    /// every API node and worker the same).
+    #[command(flatten)]
+    load: crate::LoadArgs,
 }
 
 impl SharedArgs {
@@ -143,9 +147,15 @@ fn base_config(
         eprintln!("ledgerline: {}: {}", e.code, e.message);
         2
     })?;
+    // Connected and the table made before anything starts.
+    let load = shared.load.target().map_err(|e| {
+        eprintln!("ledgerline: {e}");
+        2
+    })?;
     init_logging();
     let mut config = ServerConfig::new(dir);
     shared.apply(&mut config);
+    config.load = load;
     config.settings = settings;
     Ok(config)
 }

@@ -3,9 +3,12 @@
 //! temporary folder, from the installed binaries): a million rows loaded
 //! with per-currency sums equal to the report's totals, a second load of
 //! the same file adding nothing, a load killed midway leaving no row of its
-//! file, bulk loads keyed by content, and clear errors.
+//! file, bulk loads keyed by content, API jobs asking for `"load": true`
+//! (embedded and through Redis workers), and clear errors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -567,5 +570,79 @@ fn load_errors_are_clear_and_keep_passwords_out() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("is not a table name"), "{err}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// API jobs with `"outputs": {"load": true}` load through the server's
+/// `--load`, on the embedded store and through a Redis worker; the job's
+/// report says, per file, what was inserted and what was already there;
+/// a server without `--load` refuses such a job.
+#[test]
+fn api_jobs_load_through_the_servers_database() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some(redis) = common::Redis::start() else {
+        return;
+    };
+    let dir = temp_dir("api");
+    let file = generated(&dir, 2_000, 5);
+    let url = pg.url();
+    let embedded = common::Server::fresh(&["--load", &url, "--table", "api_lines"]);
+    let on_redis = common::Server::fresh(&[
+        "--store",
+        &redis.url(),
+        "--store-prefix",
+        "load",
+        "--load",
+        &url,
+        "--table",
+        "api_lines",
+    ]);
+    let request = |id: &str| ledgerline_api::BulkRequest {
+        file_ids: vec![id.to_string()],
+        use_optimized: true,
+        settings: BTreeMap::new(),
+        outputs: ledgerline_api::JobOutputs {
+            load: true,
+            ..Default::default()
+        },
+    };
+    let mut loads = Vec::new();
+    for server in [&embedded, &on_redis] {
+        let client = server.client();
+        let id = client.upload_file(&file).unwrap().id;
+        let job = client.bulk_request(&request(&id)).unwrap();
+        let last = client.watch(&job.job_id, |_| {}).unwrap();
+        assert_eq!(last.state, ledgerline_api::JobState::Succeeded);
+        let report = client.report_json(&job.job_id).unwrap();
+        let r = &report["files"][0]["report"];
+        loads.push((r["rows"]["valid"].as_u64().unwrap(), r["load"].clone()));
+    }
+    let valid = loads[0].0;
+    assert_eq!(
+        loads,
+        [
+            (
+                valid,
+                serde_json::json!({"table": "api_lines", "inserted": valid, "already_loaded": 0})
+            ),
+            (
+                valid,
+                serde_json::json!({"table": "api_lines", "inserted": 0, "already_loaded": valid})
+            ),
+        ]
+    );
+    let mut db = pg.client();
+    let (_, report) = process_json(&[file.to_str().unwrap()]);
+    assert_eq!(
+        table_totals(&mut db, "api_lines", &sha256(&file)),
+        report_totals(&report)
+    );
+    // Without --load: refused before anything runs.
+    let plain = common::Server::fresh(&[]);
+    let client = plain.client();
+    let id = client.upload_file(&file).unwrap().id;
+    let e = client.bulk_request(&request(&id)).unwrap_err();
+    assert_eq!(e.status(), Some(422), "{e}");
+    assert!(e.to_string().contains("--load"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -823,6 +823,7 @@ fn job_outputs_download_equal_the_command_line() {
                 outputs: ledgerline_api::JobOutputs {
                     rejects: Some(ledgerline_api::RejectsKind::Csv),
                     valid: Some(ledgerline_api::ValidKind::Jsonl),
+                    load: false,
                 },
             })
             .unwrap();
@@ -859,6 +860,7 @@ fn job_outputs_download_equal_the_command_line() {
                 outputs: ledgerline_api::JobOutputs {
                     rejects: Some(ledgerline_api::RejectsKind::Xlsx),
                     valid: Some(ledgerline_api::ValidKind::Parquet),
+                    load: false,
                 },
             })
             .unwrap();

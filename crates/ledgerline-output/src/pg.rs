@@ -130,10 +130,20 @@ fn pg_error(url: &str, what: &str, e: postgres::Error) -> io::Error {
 /// Where clean rows are loaded: a database and a table, created when
 /// missing. One [`PgLoad`] per file, each its own connection and
 /// transaction.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgTarget {
     url: String,
     table: TableName,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("PgTarget")
+            .field("at", &shown(&self.url))
+            .field("table", &self.table.to_string())
+            .finish()
+    }
 }
 
 impl PgTarget {

@@ -203,14 +203,14 @@ async fn run_job(app: &Arc<AppState>, job: JobRecord, mut shutdown: watch::Recei
         cancel: cancel.clone(),
         progress: Some(sink.clone() as Arc<dyn BulkProgress>),
         want_invoices: true,
-        outputs: crate::outputs::JobFileOutputs::new(
+        outputs: crate::outputs::JobFileOutputs::for_job(
             &id,
             job.outputs,
             (0..files.len()).collect(),
             &app.data.root().join("outputs"),
             Arc::clone(&app.files),
+            app.config.load.as_ref(),
         ),
-        ..BulkRun::default()
     };
     let mut task = tokio::task::spawn_blocking(move || bulk.resume(&files, prior, &run));
     let mut tick = tokio::time::interval(PUBLISH_EVERY);

@@ -99,6 +99,10 @@ pub struct ServerConfig {
     /// With a Redis store: how long a task may go without a sign of life
     /// from its worker before another takes it over (default 60 s).
     pub claim_after: Duration,
+    /// Where jobs that ask for `"load": true` load their clean rows (made
+    /// ready, table created, before the server starts); `None`: such jobs
+    /// are refused.
+    pub load: Option<ledgerline_output::pg::PgTarget>,
     /// The prefix of every key in a Redis store (several deployments can
     /// share one Redis); default `ledgerline`.
     pub store_prefix: String,
@@ -137,6 +141,7 @@ impl ServerConfig {
             files: None,
             concurrency: 2,
             claim_after: Duration::from_secs(60),
+            load: None,
             store_prefix: "ledgerline".to_string(),
             settings: Settings::from_env().unwrap_or_default(),
             token: std::env::var("LEDGERLINE_API_TOKEN")

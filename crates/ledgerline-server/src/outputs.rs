@@ -15,6 +15,7 @@ use ledgerline_api::{JobOutputs, RejectsKind, ValidKind};
 use ledgerline_core::rows::{FileOutputs, Loaded, SharedRowSink};
 use ledgerline_core::FileError;
 use ledgerline_files::{layout, FileStore};
+use ledgerline_output::pg::PgTarget;
 use ledgerline_output::{Outputs, RejectsFormat};
 
 /// The outputs of one job's files, for [`ledgerline_bulk::BulkRun`].
@@ -26,9 +27,15 @@ pub(crate) struct JobFileOutputs {
     numbers: Vec<usize>,
     staging: PathBuf,
     files: Arc<dyn FileStore>,
+    /// Where `"load": true` loads (the process's `--load`).
+    load: Option<PgTarget>,
     runtime: tokio::runtime::Handle,
-    open: Mutex<HashMap<usize, (Outputs, Vec<(PathBuf, String)>)>>,
+    open: Mutex<HashMap<usize, Open>>,
 }
+
+/// A file's outputs being written, and where each goes when complete
+/// (local staging file → file-store key).
+type Open = (Outputs, Vec<(PathBuf, String)>);
 
 /// The file-store key of file `n`'s rejects or clean rows.
 pub(crate) fn key(job: &str, n: usize, which: Which, outputs: &JobOutputs) -> Option<String> {
@@ -66,12 +73,13 @@ impl Which {
 impl JobFileOutputs {
     /// `None` when the job asked for no outputs. Must be made on the
     /// runtime (it keeps its handle to move files into the store).
-    pub(crate) fn new(
+    pub(crate) fn for_job(
         job: &str,
         outputs: JobOutputs,
         numbers: Vec<usize>,
         staging: &Path,
         files: Arc<dyn FileStore>,
+        load: Option<&PgTarget>,
     ) -> Option<Arc<dyn FileOutputs>> {
         if outputs.is_empty() {
             return None;
@@ -82,6 +90,7 @@ impl JobFileOutputs {
             numbers,
             staging: staging.to_path_buf(),
             files,
+            load: load.cloned(),
             runtime: tokio::runtime::Handle::current(),
             open: Mutex::default(),
         }))
@@ -92,10 +101,24 @@ impl FileOutputs for JobFileOutputs {
     fn open(
         &self,
         index: usize,
-        _name: &str,
-        _path: &Path,
+        name: &str,
+        path: &Path,
     ) -> Result<Option<SharedRowSink>, FileError> {
         let n = self.numbers.get(index).copied().unwrap_or(index);
+        let load = match (self.outputs.load, &self.load) {
+            (false, _) => None,
+            (true, Some(target)) => Some(
+                ledgerline_output::pg::sha256_file(path)
+                    .and_then(|sha| target.begin(&sha, name))
+                    .map_err(|e| FileError::io(name, e))?,
+            ),
+            (true, None) => {
+                return Err(FileError::io(
+                    name,
+                    std::io::Error::other("this process has no --load database to load into"),
+                ))
+            }
+        };
         std::fs::create_dir_all(&self.staging).map_err(|e| FileError::io(&self.staging, e))?;
         let stem = format!("{}-{n}-{}", self.job, ledgerline_store::new_id());
         let mut moves = Vec::new();
@@ -120,6 +143,10 @@ impl FileOutputs for JobFileOutputs {
             valid.as_deref(),
         )
         .map_err(|e| FileError::io(&self.staging, e))?;
+        let outputs = match load {
+            Some(load) => outputs.with_load(load),
+            None => outputs,
+        };
         let sink = outputs.sink();
         self.open
             .lock()
@@ -140,7 +167,7 @@ impl FileOutputs for JobFileOutputs {
         if !complete {
             return Ok(None);
         }
-        outputs.finish().map_err(|e| FileError::io(name, e))?;
+        let loaded = outputs.finish().map_err(|e| FileError::io(name, e))?;
         for (local, key) in &moves {
             let moved = self
                 .runtime
@@ -153,6 +180,6 @@ impl FileOutputs for JobFileOutputs {
             }
             moved?;
         }
-        Ok(None)
+        Ok(loaded)
     }
 }

@@ -236,6 +236,11 @@ pub(crate) async fn bulk_process(
     }
     app.job_settings(&request.settings)
         .map_err(ApiError::File)?;
+    if request.outputs.load && app.config.load.is_none() {
+        return Err(ApiError::Invalid(
+            "outputs.load: this server loads into no database (start it with --load)".into(),
+        ));
+    }
     let mut files = Vec::with_capacity(request.file_ids.len());
     for id in &request.file_ids {
         checked_id(id, "file")?;

@@ -290,14 +290,14 @@ async fn file_task(app: &Arc<AppState>, queue: &RedisStore, name: &str, task: &T
                 cancel: cancel.clone(),
                 progress: Some(sink.clone() as Arc<dyn BulkProgress>),
                 want_invoices: true,
-                outputs: crate::outputs::JobFileOutputs::new(
+                outputs: crate::outputs::JobFileOutputs::for_job(
                     &task.job,
                     started.outputs,
                     vec![n],
                     &app.data.root().join("outputs"),
                     Arc::clone(&app.files),
+                    app.config.load.as_ref(),
                 ),
-                ..BulkRun::default()
             };
             Some(tokio::task::spawn_blocking(move || {
                 bulk.resume(&[file], vec![None], &run)

@@ -149,6 +149,7 @@ fn job(files: &[&FileInfo], created_ms: i64) -> NewJob {
             ledgerline_api::JobOutputs {
                 rejects: Some(ledgerline_api::RejectsKind::Xlsx),
                 valid: Some(ledgerline_api::ValidKind::Parquet),
+                load: true,
             }
         } else {
             ledgerline_api::JobOutputs::default()
