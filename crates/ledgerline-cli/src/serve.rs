@@ -238,6 +238,8 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        outputs: OutputArgs,
+        #[command(flatten)]
         settings: Box<SettingArgs>,
     },
     /// A job's state and progress.
@@ -266,8 +268,56 @@ enum ClientCommand {
         /// The job's id.
         job: String,
     },
+    /// Download a done file's rejects or clean rows from a job that asked
+    /// for them (`bulk --rejects/--valid`).
+    Output {
+        /// The job's id.
+        job: String,
+        /// The uploaded file's id.
+        file_id: String,
+        /// Which: rejects or valid.
+        #[arg(value_parser = ["rejects", "valid"])]
+        which: String,
+        /// Where to write it.
+        #[arg(long, short, value_name = "PATH")]
+        out: PathBuf,
+    },
     /// A menu-driven session: health, upload, bulk (both processors), progress.
     Interactive,
+}
+
+/// What a job writes besides its reports.
+#[derive(Debug, Args)]
+pub(crate) struct OutputArgs {
+    /// Keep each file's invalid rows (csv or xlsx), to download with
+    /// `client output JOB FILE_ID rejects`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "xlsx"])]
+    rejects: Option<String>,
+    /// Keep each file's clean rows (csv, jsonl or parquet), to download
+    /// with `client output JOB FILE_ID valid`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "jsonl", "parquet"])]
+    valid: Option<String>,
+    /// Load the clean rows into the server's database (its --load).
+    #[arg(long)]
+    load: bool,
+}
+
+impl OutputArgs {
+    fn request(&self) -> ledgerline_api::JobOutputs {
+        use ledgerline_api::{RejectsKind, ValidKind};
+        ledgerline_api::JobOutputs {
+            rejects: self.rejects.as_deref().map(|f| match f {
+                "xlsx" => RejectsKind::Xlsx,
+                _ => RejectsKind::Csv,
+            }),
+            valid: self.valid.as_deref().map(|f| match f {
+                "jsonl" => ValidKind::Jsonl,
+                "parquet" => ValidKind::Parquet,
+                _ => ValidKind::Csv,
+            }),
+            load: self.load,
+        }
+    }
 }
 
 fn fail(e: &ClientError) -> i32 {
@@ -301,8 +351,28 @@ pub(crate) fn client(args: ClientArgs) -> i32 {
             standard,
             wait,
             json,
+            outputs,
             settings,
-        } => bulk(&client, &inputs, !standard, wait, json, &settings),
+        } => bulk(
+            &client,
+            &inputs,
+            !standard,
+            wait,
+            json,
+            outputs.request(),
+            &settings,
+        ),
+        ClientCommand::Output {
+            job,
+            file_id,
+            which,
+            out,
+        } => client
+            .download_output(&job, &file_id, &which, &out)
+            .map(|n| {
+                eprintln!("wrote {} ({n} bytes)", out.display());
+                0
+            }),
         ClientCommand::Status { job, json } => client.job(&job).map(|s| {
             if json {
                 print_json(&serde_json::to_value(&s).unwrap_or_default());
@@ -376,6 +446,7 @@ fn bulk(
     use_optimized: bool,
     wait: bool,
     json: bool,
+    outputs: ledgerline_api::JobOutputs,
     settings: &SettingArgs,
 ) -> Result<i32, ClientError> {
     let mut ids = Vec::new();
@@ -409,7 +480,12 @@ fn bulk(
         eprintln!("ledgerline client: no file to process");
         return Ok(2);
     }
-    let job = client.bulk(&ids, use_optimized, &given_settings(settings))?;
+    let job = client.bulk_request(&ledgerline_api::BulkRequest {
+        file_ids: ids,
+        use_optimized,
+        settings: given_settings(settings),
+        outputs,
+    })?;
     if !wait {
         println!("{}", job.job_id);
         return Ok(0);

@@ -885,6 +885,31 @@ fn job_outputs_download_equal_the_command_line() {
             (&body[..4], &body[body.len() - 4..]),
             (&b"PAR1"[..], &b"PAR1"[..])
         );
+        // The same through the command-line client: `client bulk --valid`,
+        // then `client output`.
+        let cli = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+                .args(["client", "--url", &server.url])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let job_id = cli(&["bulk", files[0].to_str().unwrap(), "--valid", "jsonl"]);
+        let job_id = job_id.trim();
+        cli(&["watch", job_id]);
+        let status: JobStatus = serde_json::from_str(&cli(&["status", job_id, "--json"])).unwrap();
+        let to = input.join("downloaded.jsonl");
+        cli(&[
+            "output",
+            job_id,
+            &status.files[0].file_id,
+            "valid",
+            "--out",
+            to.to_str().unwrap(),
+        ]);
+        assert_eq!(std::fs::read(&to).unwrap(), expected[0].1);
         let plain = client.bulk(&ids[..1], true, &BTreeMap::new()).unwrap();
         client.watch(&plain.job_id, |_| {}).unwrap();
         let at = format!("/v1/jobs/{}/files/{}/rejects", plain.job_id, ids[0]);

@@ -60,7 +60,7 @@ pub enum ClientError {
         /// `Retry-After` in seconds, when the server gave one (429).
         retry_after: Option<u64>,
     },
-    /// A local file could not be read.
+    /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -336,6 +336,40 @@ impl Client {
         let url = self.url_of(&format!("/v1/jobs/{id}/report"));
         let r = self.send(&url, self.http.get(&url))?;
         Client::json(&url, r)
+    }
+
+    /// A done file's output in a job that asked for it (`which`: `rejects`
+    /// or `valid`), streamed to `path` (written whole or not at all).
+    /// Returns the bytes written.
+    pub fn download_output(
+        &self,
+        job: &str,
+        file_id: &str,
+        which: &str,
+        path: &Path,
+    ) -> Result<u64, ClientError> {
+        let url = self.url_of(&format!("/v1/jobs/{job}/files/{file_id}/{which}"));
+        let mut r = self.send(&url, self.http.get(&url))?;
+        let io = |source| ClientError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let temp = path.with_file_name(format!(
+            ".{}.part",
+            path.file_name()
+                .map_or_else(|| "output".into(), |n| n.to_string_lossy())
+        ));
+        let written = (|| {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&temp)?);
+            let n = std::io::copy(&mut r, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            std::fs::rename(&temp, path)?;
+            Ok(n)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written.map_err(io)
     }
 
     /// `DELETE /v1/jobs/{id}`: cancels the job.
