@@ -194,6 +194,9 @@ struct XlsxRejects {
     book: rust_xlsxwriter::Workbook,
     sheet: usize,
     row: u32,
+    /// Rows of a sheet, the header aside ([`SHEET_ROWS`]; smaller in
+    /// tests).
+    sheet_rows: u32,
     header: Vec<String>,
     error: Option<io::Error>,
 }
@@ -206,7 +209,7 @@ impl XlsxRejects {
         if self.error.is_some() {
             return;
         }
-        if self.row > SHEET_ROWS {
+        if self.row > self.sheet_rows {
             self.new_sheet();
         }
         let (sheet, row) = (self.sheet, self.row);
@@ -279,6 +282,7 @@ impl Rejects {
                     book,
                     sheet: 0,
                     row: 0,
+                    sheet_rows: SHEET_ROWS,
                     header: Vec::new(),
                     error: None,
                 }))
@@ -766,6 +770,48 @@ mod tests {
             list(&ok),
             ["a_in.csv-2.valid.jsonl", "a_in.csv.valid.jsonl"]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A sheet full (here after 3 rows; 1,048,575 in use), the rejects go
+    /// on in `rejects 2`, `rejects 3`, each with the header; read back by
+    /// calamine.
+    #[test]
+    fn xlsx_rejects_roll_over_to_new_sheets_with_the_header() {
+        use calamine::Reader;
+        let dir =
+            std::env::temp_dir().join(format!("ledgerline-rollover-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.xlsx");
+        let mut rejects = Rejects::create_as(&path, RejectsFormat::Xlsx).unwrap();
+        if let RejectsOut::Xlsx(x) = &mut rejects.out {
+            x.sheet_rows = 3;
+        }
+        rejects.header(&["id".to_string()]);
+        for row in 2..9u64 {
+            rejects.rejected(&RejectedRow {
+                row,
+                fields: vec![format!("=X{row}")],
+                errors: vec![(ledgerline_core::ErrorCode::MissingValue, "m".into())],
+            });
+        }
+        rejects.finish().unwrap();
+        let mut book = calamine::open_workbook_auto(&path).unwrap();
+        assert_eq!(book.sheet_names(), ["rejects", "rejects 2", "rejects 3"]);
+        let mut seen = Vec::new();
+        for name in book.sheet_names() {
+            let range = book.worksheet_range(&name).unwrap();
+            let rows: Vec<Vec<String>> = range
+                .rows()
+                .map(|r| r.iter().map(|c| c.to_string()).collect())
+                .collect();
+            assert_eq!(rows[0], ["row", "errors", "messages", "id"], "{name}");
+            assert!(rows.len() <= 4, "{name}: {rows:?}");
+            seen.extend(rows[1..].iter().map(|r| (r[0].clone(), r[3].clone())));
+        }
+        let expected: Vec<(String, String)> =
+            (2..9).map(|r| (r.to_string(), format!("=X{r}"))).collect();
+        assert_eq!(seen, expected);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
