@@ -383,8 +383,7 @@ fn process(args: ProcessArgs) -> i32 {
     let load = match args.load.target().and_then(|target| {
         target
             .map(|t| {
-                ledgerline_output::pg::sha256_file(&args.file)
-                    .and_then(|sha| t.begin(&sha, &args.file.display().to_string()))
+                t.begin_file(&args.file, &args.file.display().to_string())
                     .map_err(|e| format!("cannot load: {}: {e}", args.file.display()))
             })
             .transpose()

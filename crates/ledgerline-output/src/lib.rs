@@ -698,8 +698,8 @@ impl FileOutputs for DirOutputs {
         #[cfg(feature = "postgres")]
         let outputs = match &self.load {
             Some(target) => {
-                let load = pg::sha256_file(path)
-                    .and_then(|sha| target.begin(&sha, name))
+                let load = target
+                    .begin_file(path, name)
                     .map_err(|e| FileError::io(path, e))?;
                 outputs.with_load(load)
             }

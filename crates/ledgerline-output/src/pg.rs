@@ -21,27 +21,19 @@ use sha2::{Digest, Sha256};
 /// The table loaded into when none is named.
 pub const DEFAULT_TABLE: &str = "invoice_lines";
 
-/// The loaded columns, in COPY order (`loaded_at` takes its default).
-const COLUMNS: [&str; 18] = [
-    "source_sha256",
-    "source_row",
-    "source_name",
-    "invoice_id",
-    "invoice_date",
-    "due_date",
-    "customer_id",
-    "customer_name",
-    "sku",
-    "description",
-    "quantity",
-    "unit_price",
-    "tax_rate",
-    "line_total",
-    "currency",
-    "net",
-    "tax",
-    "gross",
-];
+/// What identifies a loaded row's source, before the clean-row columns.
+const SOURCE_COLUMNS: [&str; 3] = ["source_sha256", "source_row", "source_name"];
+
+/// The loaded columns, in COPY order: the source, then the clean rows'
+/// columns but `row` (it is `source_row`); `loaded_at` takes its default.
+fn columns() -> impl Iterator<Item = &'static str> {
+    SOURCE_COLUMNS
+        .into_iter()
+        .chain(crate::CLEAN_COLUMNS[1..].iter().copied())
+}
+
+/// How many columns a COPY row has.
+const COLUMN_COUNT: usize = SOURCE_COLUMNS.len() + crate::CLEAN_COLUMNS.len() - 1;
 
 /// Bytes of COPY data handed to the loader at a time.
 const BUFFER: usize = 256 * 1024;
@@ -206,6 +198,12 @@ impl PgTarget {
         &self.table
     }
 
+    /// Starts loading the file at `path` (named `name` in the run), keyed
+    /// by its SHA-256 ([`sha256_file`]).
+    pub fn begin_file(&self, path: &Path, name: &str) -> io::Result<PgLoad> {
+        self.begin(&sha256_file(path)?, name)
+    }
+
     /// Starts loading one file (its SHA-256 in hex, its name in the run):
     /// connects, begins the transaction and the COPY; errors are said now.
     pub fn begin(&self, sha256: &str, name: &str) -> io::Result<PgLoad> {
@@ -275,7 +273,7 @@ fn load(
             return Err(e);
         }
     };
-    let columns = COLUMNS.join(", ");
+    let columns = columns().collect::<Vec<_>>().join(", ");
     let copied = {
         let mut writer = client
             .copy_in(&format!(
@@ -474,7 +472,7 @@ impl RowSink for PgLoad {
         }
         let buf = &mut self.buf;
         let start = buf.len();
-        buf.extend_from_slice(&(COLUMNS.len() as i16).to_be_bytes());
+        buf.extend_from_slice(&(COLUMN_COUNT as i16).to_be_bytes());
         put_text(buf, &self.sha256);
         buf.extend_from_slice(&8i32.to_be_bytes());
         buf.extend_from_slice(&(r.row as i64).to_be_bytes());
@@ -565,6 +563,18 @@ mod tests {
         // zero keeps its scale, never negative
         assert_eq!(n(0, 2), (0, 0, 0, 2, vec![]));
         assert_eq!(n(-0, 0), (0, 0, 0, 0, vec![]));
+    }
+
+    #[test]
+    fn the_copy_columns_are_the_source_then_the_clean_rows() {
+        let all: Vec<&str> = columns().collect();
+        assert_eq!(all.len(), COLUMN_COUNT);
+        assert_eq!(
+            all.join(","),
+            "source_sha256,source_row,source_name,invoice_id,invoice_date,due_date,\
+             customer_id,customer_name,sku,description,quantity,unit_price,tax_rate,\
+             line_total,currency,net,tax,gross"
+        );
     }
 
     #[test]

@@ -108,8 +108,8 @@ impl FileOutputs for JobFileOutputs {
         let load = match (self.outputs.load, &self.load) {
             (false, _) => None,
             (true, Some(target)) => Some(
-                ledgerline_output::pg::sha256_file(path)
-                    .and_then(|sha| target.begin(&sha, name))
+                target
+                    .begin_file(path, name)
                     .map_err(|e| FileError::io(name, e))?,
             ),
             (true, None) => {
