@@ -26,6 +26,8 @@
 //!   sampled and checked for an upward trend (`soak.rs`).
 //! - `examples`: every program of `examples/` run on small inputs, its exit
 //!   status checked (`examples.rs`).
+//! - `pg-load`: rows per second of `ledgerline process --load` into
+//!   PostgreSQL against `psql \copy` of the same clean rows (`pg_load.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -45,6 +47,7 @@ mod hostile;
 mod hostile_excel;
 mod load;
 mod memcheck;
+mod pg_load;
 mod scale;
 mod soak;
 
@@ -91,6 +94,9 @@ enum Task {
     /// The same many-file job with 1, 2 and 4 worker processes on a private
     /// Redis (loopback): files per second and Redis commands per file.
     Scale(scale::ScaleArgs),
+    /// Rows per second of `ledgerline process --load` into PostgreSQL
+    /// against `psql \copy` of the same clean rows (needs the release binary).
+    PgLoad(pg_load::PgLoadArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -127,6 +133,7 @@ fn main() -> Result<()> {
         Task::Soak(args) => soak::run(&args),
         Task::Examples(args) => examples::run(&args),
         Task::Scale(args) => scale::run(&args),
+        Task::PgLoad(args) => pg_load::run(&args),
     }
 }
 

@@ -646,3 +646,55 @@ fn api_jobs_load_through_the_servers_database() {
     assert!(e.to_string().contains("--load"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same content loaded again under settings that make more rows clean
+/// (a default currency fills the empty ones): only the rows not yet there
+/// are added — the staging path — and the rest are counted as already
+/// loaded.
+#[test]
+fn a_second_load_adds_only_the_rows_not_yet_there() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = temp_dir("partial");
+    let file = dir.join("in.csv");
+    std::fs::write(
+        &file,
+        "invoice_id,invoice_date,customer_id,quantity,unit_price,currency\n\
+         A-1,2024-01-01,C1,1,10,EUR\n\
+         A-2,2024-01-02,C1,2,10,\n\
+         A-3,2024-01-03,C1,3,10,USD\n\
+         A-4,2024-01-04,C1,4,10,\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let (_, first) = process_json(&[f, "--load", &pg.url()]);
+    assert_eq!(
+        first["load"],
+        serde_json::json!({"table": "invoice_lines", "inserted": 2, "already_loaded": 0})
+    );
+    let (_, second) = process_json(&[f, "--load", &pg.url(), "--default-currency", "EUR"]);
+    assert_eq!(second["rows"]["valid"], 4);
+    assert_eq!(
+        second["load"],
+        serde_json::json!({"table": "invoice_lines", "inserted": 2, "already_loaded": 2})
+    );
+    let mut db = pg.client();
+    let rows: Vec<(i64, String)> = db
+        .query(
+            "SELECT source_row, currency FROM invoice_lines ORDER BY source_row",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (2, "EUR".to_string()),
+            (3, "EUR".to_string()),
+            (4, "USD".to_string()),
+            (5, "EUR".to_string())
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -661,14 +661,20 @@ impl FileOutputs for DirOutputs {
         name: &str,
         path: &Path,
     ) -> Result<Option<SharedRowSink>, FileError> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let base = flat_name(name);
-        let mut stem = base.clone();
-        let mut n = 1;
-        while !state.used.insert(stem.clone()) {
-            n += 1;
-            stem = format!("{base}-{n}");
-        }
+        // The name is taken under the lock; the outputs (and a database
+        // connection) are opened outside it, so files never wait for each
+        // other here.
+        let stem = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let base = flat_name(name);
+            let mut stem = base.clone();
+            let mut n = 1;
+            while !state.used.insert(stem.clone()) {
+                n += 1;
+                stem = format!("{base}-{n}");
+            }
+            stem
+        };
         let rejects = self.rejects.as_ref().map(|(dir, format)| {
             let ext = match format {
                 RejectsFormat::Xlsx => "xlsx",
@@ -708,7 +714,11 @@ impl FileOutputs for DirOutputs {
         #[cfg(not(feature = "postgres"))]
         let _ = path;
         let sink = outputs.sink();
-        state.open.insert(index, (outputs, paths));
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open
+            .insert(index, (outputs, paths));
         Ok(Some(sink))
     }
 

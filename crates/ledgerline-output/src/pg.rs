@@ -1,6 +1,7 @@
 //! Clean rows loaded into PostgreSQL: `COPY … FROM STDIN (FORMAT binary)`
-//! into a temporary staging table, then `INSERT … ON CONFLICT DO NOTHING`
-//! into the target, in one transaction per file. A file's rows are all
+//! straight into the target when it holds no row of the file's content,
+//! else into a temporary staging table, then `INSERT … ON CONFLICT DO
+//! NOTHING` into the target; one transaction per file. A file's rows are all
 //! loaded or none (a failed or killed run rolls back), and loading the same
 //! file again adds nothing: rows are keyed by the file's SHA-256 and their
 //! row number.
@@ -209,10 +210,10 @@ impl PgTarget {
     pub fn begin(&self, sha256: &str, name: &str) -> io::Result<PgLoad> {
         let (tx, rx) = sync_channel::<Vec<u8>>(IN_FLIGHT);
         let (ready_tx, ready_rx) = sync_channel::<io::Result<()>>(1);
-        let (url, table) = (self.url.clone(), self.table.clone());
+        let (url, table, sha) = (self.url.clone(), self.table.clone(), sha256.to_string());
         let loader = std::thread::Builder::new()
             .name("ledgerline-pg".into())
-            .spawn(move || load(&url, &table, rx, ready_tx))?;
+            .spawn(move || load(&url, &table, &sha, rx, ready_tx))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -242,12 +243,17 @@ impl PgTarget {
     }
 }
 
-/// The loader thread: one connection, one transaction, one COPY into the
-/// staging table; the target gets the staged rows only when the sink
-/// finished (an empty buffer says so). Anything else rolls back.
+/// The loader thread: one connection, one transaction, one COPY. Loads of
+/// the same content wait for each other (an advisory lock on its SHA-256);
+/// when the table holds no row of this content — the usual first load —
+/// the rows are copied straight into it; otherwise into a temporary
+/// staging table, and the target gets those not already there (`ON
+/// CONFLICT DO NOTHING`). Either way the rows are committed only when the
+/// sink finished (an empty buffer says so); anything else rolls back.
 fn load(
     url: &str,
     table: &TableName,
+    sha256: &str,
     rx: Receiver<Vec<u8>>,
     ready: SyncSender<io::Result<()>>,
 ) -> io::Result<Loaded> {
@@ -255,14 +261,12 @@ fn load(
         let mut client = postgres::Client::connect(url, postgres::NoTls)
             .map_err(|e| pg_error(url, "cannot connect", e))?;
         client
-            .batch_execute(&format!(
-                "BEGIN; CREATE TEMP TABLE ledgerline_stage \
-                 (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-                table.quoted()
-            ))
-            .map_err(|e| pg_error(url, &format!("cannot stage rows for {table}"), e))?;
+            .batch_execute("BEGIN")
+            .map_err(|e| pg_error(url, "cannot begin", e))?;
         Ok(client)
     })();
+    // Ready once connected: waiting for another load of the same content
+    // (below) holds up only this file's rows, never the caller.
     let mut client = match started {
         Ok(client) => {
             let _ = ready.send(Ok(()));
@@ -273,11 +277,40 @@ fn load(
             return Err(e);
         }
     };
+    let fresh = (|| {
+        client.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&sha256],
+        )?;
+        let there: bool = client
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {} WHERE source_sha256 = $1)",
+                    table.quoted()
+                ),
+                &[&sha256],
+            )?
+            .get(0);
+        if there {
+            client.batch_execute(&format!(
+                "CREATE TEMP TABLE ledgerline_stage \
+                 (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                table.quoted()
+            ))?;
+        }
+        Ok(!there)
+    })()
+    .map_err(|e| pg_error(url, &format!("cannot load into {table}"), e))?;
     let columns = columns().collect::<Vec<_>>().join(", ");
+    let into = if fresh {
+        table.quoted()
+    } else {
+        "ledgerline_stage".to_string()
+    };
     let copied = {
         let mut writer = client
             .copy_in(&format!(
-                "COPY ledgerline_stage ({columns}) FROM STDIN (FORMAT binary)"
+                "COPY {into} ({columns}) FROM STDIN (FORMAT binary)"
             ))
             .map_err(|e| pg_error(url, "cannot start COPY", e))?;
         let mut complete = false;
@@ -297,16 +330,20 @@ fn load(
             .finish()
             .map_err(|e| pg_error(url, &format!("COPY into {table} failed"), e))?
     };
-    let inserted = client
-        .execute(
-            &format!(
-                "INSERT INTO {} ({columns}) SELECT {columns} FROM ledgerline_stage \
-                 ORDER BY source_row ON CONFLICT (source_sha256, source_row) DO NOTHING",
-                table.quoted()
-            ),
-            &[],
-        )
-        .map_err(|e| pg_error(url, &format!("cannot insert into {table}"), e))?;
+    let inserted = if fresh {
+        copied
+    } else {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} ({columns}) SELECT {columns} FROM ledgerline_stage \
+                     ON CONFLICT (source_sha256, source_row) DO NOTHING",
+                    table.quoted()
+                ),
+                &[],
+            )
+            .map_err(|e| pg_error(url, &format!("cannot insert into {table}"), e))?
+    };
     client
         .batch_execute("COMMIT")
         .map_err(|e| pg_error(url, "cannot commit", e))?;
