@@ -19,6 +19,33 @@ pub struct Exact {
 
 impl fmt::Display for Exact {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Digits from the right into a buffer, the point after `scale` of
+        // them, at least one before it; no allocation.
+        let scale = self.scale as usize;
+        if scale <= 40 {
+            let mut buf = [0u8; 84];
+            let mut at = buf.len();
+            let mut n = self.mantissa.unsigned_abs();
+            let mut written = 0;
+            loop {
+                at -= 1;
+                buf[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                written += 1;
+                if written == scale {
+                    at -= 1;
+                    buf[at] = b'.';
+                }
+                if n == 0 && written > scale {
+                    break;
+                }
+            }
+            if self.mantissa < 0 {
+                at -= 1;
+                buf[at] = b'-';
+            }
+            return f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?);
+        }
         let digits = self.mantissa.unsigned_abs().to_string();
         let sign = if self.mantissa < 0 { "-" } else { "" };
         let scale = self.scale as usize;
@@ -143,5 +170,11 @@ mod tests {
         assert_eq!(e(0, 2), "0.00");
         assert_eq!(e(42, 0), "42");
         assert_eq!(e(i128::MIN, 0), "-170141183460469231731687303715884105728");
+        assert_eq!(e(i128::MAX, 38), "1.70141183460469231731687303715884105727");
+        assert_eq!(e(-7, 40), "-0.0000000000000000000000000000000000000007");
+        // Past the buffer: the general path, same shape.
+        assert_eq!(e(12, 41), format!("0.{}12", "0".repeat(39)));
+        assert_eq!(e(0, 3), "0.000");
+        assert_eq!(e(-100, 2), "-1.00");
     }
 }

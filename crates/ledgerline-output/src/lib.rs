@@ -43,6 +43,7 @@ struct Staged {
     target: PathBuf,
     temp: PathBuf,
     out: Option<BufWriter<File>>,
+    csv: LineEncoder,
     /// The first write error, reported by `finish`.
     error: Option<io::Error>,
 }
@@ -65,8 +66,22 @@ impl Staged {
             target: target.to_path_buf(),
             temp,
             out: Some(BufWriter::with_capacity(1 << 16, file)),
+            csv: LineEncoder::new(),
             error: None,
         })
+    }
+
+    /// Writes one CSV record.
+    fn record<S: AsRef<str>>(&mut self, fields: impl IntoIterator<Item = S>) {
+        if self.error.is_some() {
+            return;
+        }
+        let line = self.csv.record(fields);
+        if let Some(out) = self.out.as_mut() {
+            if let Err(e) = out.write_all(line) {
+                self.error = Some(e);
+            }
+        }
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -116,12 +131,61 @@ fn epoch_days(date: &str) -> io::Result<i32> {
     }
 }
 
-/// One CSV record's bytes.
-fn csv_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    // Writing to memory cannot fail.
-    let _ = w.write_record(fields);
-    w.into_inner().unwrap_or_default()
+/// CSV records encoded into one reused buffer with csv-core — the same
+/// bytes as the `csv` crate's writer with its defaults (quotes only where
+/// needed, `\n` after each record), without a writer and its buffer per
+/// record.
+struct LineEncoder {
+    writer: csv_core::Writer,
+    line: Vec<u8>,
+}
+
+impl LineEncoder {
+    fn new() -> LineEncoder {
+        LineEncoder {
+            writer: csv_core::Writer::new(),
+            line: Vec::with_capacity(1024),
+        }
+    }
+
+    /// One record's bytes.
+    fn record<S: AsRef<str>>(&mut self, fields: impl IntoIterator<Item = S>) -> &[u8] {
+        self.line.clear();
+        for (i, field) in fields.into_iter().enumerate() {
+            if i > 0 {
+                self.put(|w, out| w.delimiter(out));
+            }
+            let mut input = field.as_ref().as_bytes();
+            loop {
+                // At most two bytes out per byte in, and two quotes.
+                let start = self.line.len();
+                self.line.resize(start + 2 * input.len() + 2, 0);
+                let (result, read, wrote) = self.writer.field(input, &mut self.line[start..]);
+                self.line.truncate(start + wrote);
+                input = &input[read..];
+                if result == csv_core::WriteResult::InputEmpty {
+                    break;
+                }
+            }
+        }
+        self.put(|w, out| w.terminator(out));
+        &self.line
+    }
+
+    fn put(
+        &mut self,
+        write: impl Fn(&mut csv_core::Writer, &mut [u8]) -> (csv_core::WriteResult, usize),
+    ) {
+        loop {
+            let start = self.line.len();
+            self.line.resize(start + 8, 0);
+            let (result, wrote) = write(&mut self.writer, &mut self.line[start..]);
+            self.line.truncate(start + wrote);
+            if result == csv_core::WriteResult::InputEmpty {
+                break;
+            }
+        }
+    }
 }
 
 /// A cell safe to open in a spreadsheet program: one starting with `=`,
@@ -315,10 +379,7 @@ impl Rejects {
 
     fn write(&mut self, cells: &[String]) {
         match &mut self.out {
-            RejectsOut::Csv(file) => {
-                let record = csv_record_owned(cells.iter().map(|c| neutralize(c)));
-                file.write(&record);
-            }
+            RejectsOut::Csv(file) => file.record(cells.iter().map(|c| neutralize(c))),
             RejectsOut::Xlsx(x) => x.write_row(cells.iter().map(String::as_str)),
         }
     }
@@ -329,11 +390,6 @@ impl Rejects {
             RejectsOut::Xlsx(x) => x.finish(),
         }
     }
-}
-
-fn csv_record_owned<'a>(cells: impl Iterator<Item = std::borrow::Cow<'a, str>>) -> Vec<u8> {
-    let cells: Vec<std::borrow::Cow<'a, str>> = cells.collect();
-    csv_record(cells.iter().map(|c| c.as_ref()))
 }
 
 /// The columns of the clean rows, in order.
@@ -389,6 +445,10 @@ impl CleanFormat {
 /// `net`, `tax`, `gross` rounded as SPEC §7 does, in file order.
 pub struct CleanRows {
     out: CleanOut,
+    /// A row's numbers as text (reused).
+    scratch: String,
+    /// A JSON line (reused).
+    line: Vec<u8>,
 }
 
 enum CleanOut {
@@ -404,7 +464,7 @@ impl CleanRows {
         let out = match format {
             CleanFormat::Csv => {
                 let mut file = Staged::create(path)?;
-                file.write(&csv_record(CLEAN_COLUMNS));
+                file.record(CLEAN_COLUMNS);
                 CleanOut::Csv(file)
             }
             CleanFormat::JsonLines => CleanOut::JsonLines(Staged::create(path)?),
@@ -413,7 +473,11 @@ impl CleanRows {
                 CleanOut::Parquet(Box::new(parquet_out::ParquetRows::create(path)?))
             }
         };
-        Ok(CleanRows { out })
+        Ok(CleanRows {
+            out,
+            scratch: String::with_capacity(256),
+            line: Vec::with_capacity(1024),
+        })
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -430,46 +494,69 @@ impl CleanRows {
             p.clean(r);
             return;
         }
-        let values: [Option<String>; 16] = [
-            Some(r.row.to_string()),
-            Some(r.invoice_id.clone()),
-            Some(r.invoice_date.clone()),
-            r.due_date.clone(),
-            Some(r.customer_id.clone()),
-            r.customer_name.clone(),
-            r.sku.clone(),
-            r.description.clone(),
-            Some(r.quantity.to_string()),
-            Some(r.unit_price.to_string()),
-            Some(r.tax_rate.to_string()),
-            r.line_total.map(|t| t.to_string()),
-            Some(r.currency.to_string()),
-            Some(r.net.to_string()),
-            Some(r.tax.to_string()),
-            Some(r.gross.to_string()),
+        // Numbers formatted once into a reused buffer; text borrowed.
+        let scratch = &mut self.scratch;
+        scratch.clear();
+        let mut mark = |v: &dyn std::fmt::Display| {
+            use std::fmt::Write as _;
+            let start = scratch.len();
+            let _ = write!(scratch, "{v}");
+            (start, scratch.len())
+        };
+        let row = mark(&r.row);
+        let numbers = [
+            mark(&r.quantity),
+            mark(&r.unit_price),
+            mark(&r.tax_rate),
+            mark(&r.net),
+            mark(&r.tax),
+            mark(&r.gross),
+        ];
+        let total = r.line_total.map(|t| mark(&t));
+        let text = |(a, b): (usize, usize)| &self.scratch[a..b];
+        let values: [Option<&str>; 16] = [
+            Some(text(row)),
+            Some(&r.invoice_id),
+            Some(&r.invoice_date),
+            r.due_date.as_deref(),
+            Some(&r.customer_id),
+            r.customer_name.as_deref(),
+            r.sku.as_deref(),
+            r.description.as_deref(),
+            Some(text(numbers[0])),
+            Some(text(numbers[1])),
+            Some(text(numbers[2])),
+            total.map(text),
+            Some(r.currency),
+            Some(text(numbers[3])),
+            Some(text(numbers[4])),
+            Some(text(numbers[5])),
         ];
         match &mut self.out {
-            CleanOut::Csv(file) => {
-                file.write(&csv_record(
-                    values.iter().map(|v| v.as_deref().unwrap_or("")),
-                ));
-            }
+            CleanOut::Csv(file) => file.record(values.iter().map(|v| v.unwrap_or(""))),
             // Written by its own writer (above).
             #[cfg(feature = "parquet")]
             CleanOut::Parquet(_) => {}
             CleanOut::JsonLines(file) => {
-                let mut object = serde_json::Map::new();
+                let line = &mut self.line;
+                line.clear();
+                line.push(b'{');
                 for (k, (name, v)) in CLEAN_COLUMNS.iter().zip(values).enumerate() {
-                    let value = match (k, v) {
-                        (0, _) => serde_json::Value::from(r.row),
-                        (_, Some(v)) => serde_json::Value::String(v),
-                        (_, None) => serde_json::Value::Null,
-                    };
-                    object.insert((*name).to_string(), value);
+                    if k > 0 {
+                        line.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut *line, name);
+                    line.push(b':');
+                    match (k, v) {
+                        (0, _) => line.extend_from_slice(text(row).as_bytes()),
+                        (_, Some(v)) => {
+                            let _ = serde_json::to_writer(&mut *line, v);
+                        }
+                        (_, None) => line.extend_from_slice(b"null"),
+                    }
                 }
-                let mut line = serde_json::to_vec(&object).unwrap_or_default();
-                line.push(b'\n');
-                file.write(&line);
+                line.extend_from_slice(b"}\n");
+                file.write(line);
             }
         }
     }
@@ -823,6 +910,37 @@ mod tests {
             (2..9).map(|r| (r.to_string(), format!("=X{r}"))).collect();
         assert_eq!(seen, expected);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The reused encoder writes what the `csv` crate's writer writes,
+    /// record after record: quotes only where needed, doubled inside,
+    /// `\n` after each record, an empty lone field as `""`.
+    #[test]
+    fn the_line_encoder_writes_the_csv_crates_bytes() {
+        let long = "q\"".repeat(3000);
+        let records: Vec<Vec<&str>> = vec![
+            vec!["a", "b,c", "say \"hi\"", ""],
+            vec!["line\nbreak", "cr\rhere", " lead", "trail "],
+            vec![""],
+            vec!["\"", "\"\"", ",", "=1+2", "é€", "x"],
+            vec!["", "", ""],
+            vec![&long],
+        ];
+        let mut ours = Vec::new();
+        let mut encoder = LineEncoder::new();
+        for r in &records {
+            ours.extend_from_slice(encoder.record(r));
+        }
+        let mut theirs = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(Vec::new());
+        for r in &records {
+            theirs.write_record(r).unwrap();
+        }
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(theirs.into_inner().unwrap()).unwrap()
+        );
     }
 
     #[test]
