@@ -28,9 +28,20 @@ impl fmt::Display for Exact {
             let mut n = self.mantissa.unsigned_abs();
             let mut written = 0;
             loop {
+                // u128 division is slow: the common amounts fit u64.
+                let digit = match u64::try_from(n) {
+                    Ok(small) => {
+                        n = u128::from(small / 10);
+                        small % 10
+                    }
+                    Err(_) => {
+                        let d = (n % 10) as u64;
+                        n /= 10;
+                        d
+                    }
+                };
                 at -= 1;
-                buf[at] = b'0' + (n % 10) as u8;
-                n /= 10;
+                buf[at] = b'0' + digit as u8;
                 written += 1;
                 if written == scale {
                     at -= 1;

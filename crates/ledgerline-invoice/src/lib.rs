@@ -51,4 +51,4 @@ pub use columns::Columns;
 pub use merge::Merger;
 pub use prelude::{read_prelude, Prelude};
 pub use rules::Rules;
-pub use validate::{ChunkResult, OutRow, Validator};
+pub use validate::{ChunkResult, OutRow, RawFields, Validator};

@@ -213,7 +213,7 @@ impl Merger {
                         None => sink.clean(&row),
                         Some(message) => sink.rejected(&RejectedRow {
                             row: row.row,
-                            fields,
+                            fields: fields.to_vec(),
                             errors: vec![(ErrorCode::InvoiceInconsistent, message)],
                         }),
                     },

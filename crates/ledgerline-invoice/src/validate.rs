@@ -51,10 +51,43 @@ pub enum OutRow {
         /// Index in [`ChunkResult::candidates`].
         candidate: u32,
         /// Its fields as read.
-        fields: Vec<String>,
+        fields: RawFields,
         /// Its normalized values.
         row: Box<CleanRow>,
     },
+}
+
+/// A record's fields as read, in one string (two allocations, however
+/// many fields): kept for every clean row in case the merge rejects it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawFields {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl RawFields {
+    /// The fields of `record` (invalid bytes replaced by U+FFFD).
+    pub fn of(record: &Record<'_>) -> RawFields {
+        let mut raw = RawFields::default();
+        for field in record.fields() {
+            raw.text.push_str(&String::from_utf8_lossy(field));
+            raw.ends.push(raw.text.len() as u32);
+        }
+        raw
+    }
+
+    /// The fields, one string each.
+    pub fn to_vec(&self) -> Vec<String> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let field = self.text[start..end as usize].to_string();
+                start = end as usize;
+                field
+            })
+            .collect()
+    }
 }
 
 /// A row that passed every check of its own: a candidate for the aggregates,
@@ -541,7 +574,7 @@ impl<'a> Validator<'a> {
             };
             out.rows.push(OutRow::Clean {
                 candidate: out.candidates.len() as u32,
-                fields: fields_as_read(&record.record),
+                fields: RawFields::of(&record.record),
                 row: Box::new(clean),
             });
         }
@@ -789,4 +822,25 @@ pub(crate) fn cut(value: &str) -> String {
 /// The position of `code` in [`ErrorCode::ALL`].
 pub(crate) fn code_index(code: ErrorCode) -> usize {
     ErrorCode::ALL.iter().position(|c| *c == code).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod raw_fields_tests {
+    use super::RawFields;
+    use ledgerline_core::{RecordBatch, RecordStatus};
+
+    #[test]
+    fn raw_fields_give_back_each_field_as_read() {
+        let mut batch = RecordBatch::new();
+        for f in [&b"a"[..], b"", b"caf\xc3\xa9", b"bad\xff", b""] {
+            batch.push_field(f);
+        }
+        batch.finish_record(2, RecordStatus::Ok);
+        let record = batch.iter().next().unwrap();
+        assert_eq!(
+            RawFields::of(&record).to_vec(),
+            ["a", "", "café", "bad\u{fffd}", ""]
+        );
+        assert!(RawFields::default().to_vec().is_empty());
+    }
 }
