@@ -17,46 +17,70 @@ pub struct Exact {
     pub scale: u32,
 }
 
+impl Exact {
+    /// Prints into `buf` from the right (digits, the point after `scale` of
+    /// them, at least one before it); the start of the text, or `None` when
+    /// the scale is too large for the buffer.
+    fn print(&self, buf: &mut [u8; 84]) -> Option<usize> {
+        let scale = self.scale as usize;
+        if scale > 40 {
+            return None;
+        }
+        let mut at = buf.len();
+        let mut n = self.mantissa.unsigned_abs();
+        let mut written = 0;
+        loop {
+            // u128 division is slow: the common amounts fit u64.
+            let digit = match u64::try_from(n) {
+                Ok(small) => {
+                    n = u128::from(small / 10);
+                    small % 10
+                }
+                Err(_) => {
+                    let d = (n % 10) as u64;
+                    n /= 10;
+                    d
+                }
+            };
+            at -= 1;
+            buf[at] = b'0' + digit as u8;
+            written += 1;
+            if written == scale {
+                at -= 1;
+                buf[at] = b'.';
+            }
+            if n == 0 && written > scale {
+                break;
+            }
+        }
+        if self.mantissa < 0 {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        Some(at)
+    }
+
+    /// Appends the plain text (as `Display` prints it) to `out`.
+    pub fn push_to(&self, out: &mut String) {
+        let mut buf = [0u8; 84];
+        match self.print(&mut buf) {
+            // Only ASCII digits, '.' and '-' were written.
+            Some(at) => out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default()),
+            None => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{self}");
+            }
+        }
+    }
+}
+
 impl fmt::Display for Exact {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Digits from the right into a buffer, the point after `scale` of
-        // them, at least one before it; no allocation.
-        let scale = self.scale as usize;
-        if scale <= 40 {
-            let mut buf = [0u8; 84];
-            let mut at = buf.len();
-            let mut n = self.mantissa.unsigned_abs();
-            let mut written = 0;
-            loop {
-                // u128 division is slow: the common amounts fit u64.
-                let digit = match u64::try_from(n) {
-                    Ok(small) => {
-                        n = u128::from(small / 10);
-                        small % 10
-                    }
-                    Err(_) => {
-                        let d = (n % 10) as u64;
-                        n /= 10;
-                        d
-                    }
-                };
-                at -= 1;
-                buf[at] = b'0' + digit as u8;
-                written += 1;
-                if written == scale {
-                    at -= 1;
-                    buf[at] = b'.';
-                }
-                if n == 0 && written > scale {
-                    break;
-                }
-            }
-            if self.mantissa < 0 {
-                at -= 1;
-                buf[at] = b'-';
-            }
+        let mut buf = [0u8; 84];
+        if let Some(at) = self.print(&mut buf) {
             return f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?);
         }
+        let scale = self.scale as usize;
         let digits = self.mantissa.unsigned_abs().to_string();
         let sign = if self.mantissa < 0 { "-" } else { "" };
         let scale = self.scale as usize;
@@ -185,6 +209,19 @@ mod tests {
         assert_eq!(e(-7, 40), "-0.0000000000000000000000000000000000000007");
         // Past the buffer: the general path, same shape.
         assert_eq!(e(12, 41), format!("0.{}12", "0".repeat(39)));
+        // push_to appends the same text.
+        let mut out = String::from(">");
+        Exact {
+            mantissa: -1250,
+            scale: 2,
+        }
+        .push_to(&mut out);
+        Exact {
+            mantissa: 12,
+            scale: 41,
+        }
+        .push_to(&mut out);
+        assert_eq!(out, format!(">-12.500.{}12", "0".repeat(39)));
         assert_eq!(e(0, 3), "0.000");
         assert_eq!(e(-100, 2), "-1.00");
     }

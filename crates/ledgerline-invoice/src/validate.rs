@@ -68,7 +68,11 @@ pub struct RawFields {
 impl RawFields {
     /// The fields of `record` (invalid bytes replaced by U+FFFD).
     pub fn of(record: &Record<'_>) -> RawFields {
-        let mut raw = RawFields::default();
+        let bytes = record.fields().map(<[u8]>::len).sum();
+        let mut raw = RawFields {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(record.len()),
+        };
         for field in record.fields() {
             raw.text.push_str(&String::from_utf8_lossy(field));
             raw.ends.push(raw.text.len() as u32);

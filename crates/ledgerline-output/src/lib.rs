@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex};
 
 use std::collections::{HashMap, HashSet};
 
-use ledgerline_core::rows::{CleanRow, FileOutputs, Loaded, RejectedRow, RowSink, SharedRowSink};
+use ledgerline_core::rows::{
+    CleanRow, Exact, FileOutputs, Loaded, RejectedRow, RowSink, SharedRowSink,
+};
 use ledgerline_core::FileError;
 
 /// A file written under a temporary name and renamed when finished.
@@ -497,13 +499,16 @@ impl CleanRows {
         // Numbers formatted once into a reused buffer; text borrowed.
         let scratch = &mut self.scratch;
         scratch.clear();
-        let mut mark = |v: &dyn std::fmt::Display| {
+        let row = {
             use std::fmt::Write as _;
+            let _ = write!(scratch, "{}", r.row);
+            (0, scratch.len())
+        };
+        let mut mark = |v: &Exact| {
             let start = scratch.len();
-            let _ = write!(scratch, "{v}");
+            v.push_to(scratch);
             (start, scratch.len())
         };
-        let row = mark(&r.row);
         let numbers = [
             mark(&r.quantity),
             mark(&r.unit_price),
@@ -512,7 +517,7 @@ impl CleanRows {
             mark(&r.tax),
             mark(&r.gross),
         ];
-        let total = r.line_total.map(|t| mark(&t));
+        let total = r.line_total.as_ref().map(&mut mark);
         let text = |(a, b): (usize, usize)| &self.scratch[a..b];
         let values: [Option<&str>; 16] = [
             Some(text(row)),
