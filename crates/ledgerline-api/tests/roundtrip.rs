@@ -79,7 +79,8 @@ fn every_type_round_trips_in_the_spec_shape() {
     // Only the known kinds and keys.
     for bad in [
         json!({"file_ids": ["x"], "outputs": {"rejects": "pdf"}}),
-        json!({"file_ids": ["x"], "outputs": {"valid": "csv", "load": true}}),
+        json!({"file_ids": ["x"], "outputs": {"valid": "csv", "upload": true}}),
+        json!({"file_ids": ["x"], "outputs": {"load": "yes"}}),
     ] {
         assert!(serde_json::from_value::<BulkRequest>(bad).is_err());
     }
