@@ -74,7 +74,10 @@ impl RawFields {
             ends: Vec::with_capacity(record.len()),
         };
         for field in record.fields() {
-            raw.text.push_str(&String::from_utf8_lossy(field));
+            match std::str::from_utf8(field) {
+                Ok(text) => raw.text.push_str(text),
+                Err(_) => raw.text.push_str(&String::from_utf8_lossy(field)),
+            }
             raw.ends.push(raw.text.len() as u32);
         }
         raw
