@@ -80,7 +80,6 @@ impl fmt::Display for Exact {
         if let Some(at) = self.print(&mut buf) {
             return f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?);
         }
-        let scale = self.scale as usize;
         let digits = self.mantissa.unsigned_abs().to_string();
         let sign = if self.mantissa < 0 { "-" } else { "" };
         let scale = self.scale as usize;

@@ -45,7 +45,7 @@ struct Staged {
     target: PathBuf,
     temp: PathBuf,
     out: Option<BufWriter<File>>,
-    csv: LineEncoder,
+    csv: Box<LineEncoder>,
     /// The first write error, reported by `finish`.
     error: Option<io::Error>,
 }
@@ -68,7 +68,7 @@ impl Staged {
             target: target.to_path_buf(),
             temp,
             out: Some(BufWriter::with_capacity(1 << 16, file)),
-            csv: LineEncoder::new(),
+            csv: Box::new(LineEncoder::new()),
             error: None,
         })
     }
