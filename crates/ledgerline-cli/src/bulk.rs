@@ -43,10 +43,7 @@ pub fn run(req: Request) -> i32 {
         .then(|| std::sync::Arc::new(Live::new()));
     let outputs = if req.rejects.is_some() || req.valid.is_some() || req.load.is_some() {
         match ledgerline_output::DirOutputs::new(req.rejects.clone(), req.valid.clone()) {
-            Ok(o) => Some(std::sync::Arc::new(match req.load.clone() {
-                Some(target) => o.with_load(target),
-                None => o,
-            })
+            Ok(o) => Some(std::sync::Arc::new(o.with_load(req.load.clone()))
                 as std::sync::Arc<dyn ledgerline_core::rows::FileOutputs>),
             Err(e) => {
                 eprintln!("ledgerline: cannot write the outputs: {e}");

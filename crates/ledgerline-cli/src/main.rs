@@ -408,10 +408,7 @@ fn process(args: ProcessArgs) -> i32 {
         });
         match ledgerline_output::Outputs::create_as(rejects, args.valid_out.as_deref()) {
             Ok(o) => {
-                let o = match load {
-                    Some(load) => o.with_load(load),
-                    None => o,
-                };
+                let o = o.with_load(load);
                 run = run.with_rows(o.sink());
                 Some(o)
             }

@@ -75,24 +75,24 @@ impl Staged {
 
     /// Writes one CSV record.
     fn record<S: AsRef<str>>(&mut self, fields: impl IntoIterator<Item = S>) {
-        if self.error.is_some() {
-            return;
-        }
-        let line = self.csv.record(fields);
-        if let Some(out) = self.out.as_mut() {
-            if let Err(e) = out.write_all(line) {
-                self.error = Some(e);
-            }
+        if self.error.is_none() {
+            let line = self.csv.record(fields);
+            Staged::put(&mut self.out, &mut self.error, line);
         }
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        if self.error.is_some() {
+        Staged::put(&mut self.out, &mut self.error, bytes);
+    }
+
+    /// Appends `bytes`, keeping the first error.
+    fn put(out: &mut Option<BufWriter<File>>, error: &mut Option<io::Error>, bytes: &[u8]) {
+        if error.is_some() {
             return;
         }
-        if let Some(out) = self.out.as_mut() {
+        if let Some(out) = out.as_mut() {
             if let Err(e) = out.write_all(bytes) {
-                self.error = Some(e);
+                *error = Some(e);
             }
         }
     }
@@ -643,11 +643,12 @@ impl Outputs {
         })
     }
 
-    /// Also loads the clean rows into PostgreSQL ([`pg::PgTarget::begin`]);
-    /// committed by [`Outputs::finish`], rolled back when dropped.
+    /// Also loads the clean rows into PostgreSQL, when `load` is given
+    /// ([`pg::PgTarget::begin`]); committed by [`Outputs::finish`], rolled
+    /// back when dropped.
     #[cfg(feature = "postgres")]
-    pub fn with_load(self, load: pg::PgLoad) -> Outputs {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).load = Some(load);
+    pub fn with_load(self, load: Option<pg::PgLoad>) -> Outputs {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).load = load;
         self
     }
 
@@ -717,11 +718,11 @@ impl DirOutputs {
         })
     }
 
-    /// Also loads each file's clean rows into `target`, one transaction per
-    /// file, keyed by the file's SHA-256.
+    /// Also loads each file's clean rows into `target` (when given), one
+    /// transaction per file, keyed by the file's SHA-256.
     #[cfg(feature = "postgres")]
-    pub fn with_load(mut self, target: pg::PgTarget) -> DirOutputs {
-        self.load = Some(target);
+    pub fn with_load(mut self, target: Option<pg::PgTarget>) -> DirOutputs {
+        self.load = target;
         self
     }
 }
@@ -794,15 +795,13 @@ impl FileOutputs for DirOutputs {
         )
         .map_err(|e| FileError::io(paths.first().cloned().unwrap_or_default(), e))?;
         #[cfg(feature = "postgres")]
-        let outputs = match &self.load {
-            Some(target) => {
-                let load = target
-                    .begin_file(path, name)
-                    .map_err(|e| FileError::io(path, e))?;
-                outputs.with_load(load)
-            }
-            None => outputs,
-        };
+        let outputs = outputs.with_load(
+            self.load
+                .as_ref()
+                .map(|target| target.begin_file(path, name))
+                .transpose()
+                .map_err(|e| FileError::io(path, e))?,
+        );
         #[cfg(not(feature = "postgres"))]
         let _ = path;
         let sink = outputs.sink();

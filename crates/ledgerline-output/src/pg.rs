@@ -238,7 +238,7 @@ impl PgTarget {
             name: name.to_string(),
             tx: Some(tx),
             loader: Some(loader),
-            error: None,
+            failed: false,
         })
     }
 }
@@ -362,20 +362,20 @@ pub struct PgLoad {
     name: String,
     tx: Option<SyncSender<Vec<u8>>>,
     loader: Option<JoinHandle<io::Result<Loaded>>>,
-    /// Set when the loader stopped early; its own error says why.
-    error: Option<()>,
+    /// The loader stopped early; its own error says why.
+    failed: bool,
 }
 
 impl PgLoad {
     fn send(&mut self) {
-        if self.error.is_some() {
+        if self.failed {
             self.buf.clear();
             return;
         }
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(BUFFER + 4096));
         if let Some(tx) = &self.tx {
             if tx.send(full).is_err() {
-                self.error = Some(());
+                self.failed = true;
             }
         }
     }
@@ -504,7 +504,7 @@ impl RowSink for PgLoad {
     fn rejected(&mut self, _row: &RejectedRow) {}
 
     fn clean(&mut self, r: &CleanRow) {
-        if self.error.is_some() {
+        if self.failed {
             return;
         }
         let buf = &mut self.buf;
@@ -521,7 +521,7 @@ impl RowSink for PgLoad {
             // The merge gives normalized dates; a row that is not is not
             // loaded rather than loaded wrongly, and fails the load.
             buf.truncate(start);
-            self.error = Some(());
+            self.failed = true;
             self.tx.take();
             return;
         }

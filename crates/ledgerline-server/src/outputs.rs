@@ -37,16 +37,6 @@ pub(crate) struct JobFileOutputs {
 /// (local staging file → file-store key).
 type Open = (Outputs, Vec<(PathBuf, String)>);
 
-/// The file-store key of file `n`'s rejects or clean rows.
-pub(crate) fn key(job: &str, n: usize, which: Which, outputs: &JobOutputs) -> Option<String> {
-    match which {
-        Which::Rejects => outputs
-            .rejects
-            .map(|k| layout::rejects(job, n, k.extension())),
-        Which::Valid => outputs.valid.map(|k| layout::valid(job, n, k.extension())),
-    }
-}
-
 /// Which output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Which {
@@ -55,17 +45,44 @@ pub(crate) enum Which {
 }
 
 impl Which {
-    /// Its content type.
-    pub(crate) fn content_type(self, outputs: &JobOutputs) -> &'static str {
-        match (self, outputs.rejects, outputs.valid) {
-            (Which::Rejects, Some(RejectsKind::Xlsx), _) => {
-                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            }
-            (Which::Rejects, _, _) | (Which::Valid, _, Some(ValidKind::Csv)) => {
-                "text/csv; charset=utf-8"
-            }
-            (Which::Valid, _, Some(ValidKind::Jsonl)) => "application/x-ndjson",
-            (Which::Valid, _, _) => "application/vnd.apache.parquet",
+    /// What it is called in messages.
+    pub(crate) fn noun(self) -> &'static str {
+        match self {
+            Which::Rejects => "rejects",
+            Which::Valid => "clean rows",
+        }
+    }
+
+    /// When the job asked for this output: its file extension and content
+    /// type.
+    pub(crate) fn asked(self, outputs: &JobOutputs) -> Option<(&'static str, &'static str)> {
+        const CSV: &str = "text/csv; charset=utf-8";
+        match self {
+            Which::Rejects => outputs.rejects.map(|k| {
+                let kind = match k {
+                    RejectsKind::Csv => CSV,
+                    RejectsKind::Xlsx => {
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+                    }
+                };
+                (k.extension(), kind)
+            }),
+            Which::Valid => outputs.valid.map(|k| {
+                let kind = match k {
+                    ValidKind::Csv => CSV,
+                    ValidKind::Jsonl => "application/x-ndjson",
+                    ValidKind::Parquet => "application/vnd.apache.parquet",
+                };
+                (k.extension(), kind)
+            }),
+        }
+    }
+
+    /// The file-store key of file `n`'s output in `job`.
+    pub(crate) fn key(self, job: &str, n: usize, extension: &str) -> String {
+        match self {
+            Which::Rejects => layout::rejects(job, n, extension),
+            Which::Valid => layout::valid(job, n, extension),
         }
     }
 }
@@ -130,23 +147,23 @@ impl FileOutputs for JobFileOutputs {
                 RejectsKind::Csv => RejectsFormat::Csv,
                 RejectsKind::Xlsx => RejectsFormat::Xlsx,
             };
-            moves.push((local.clone(), layout::rejects(&self.job, n, k.extension())));
+            moves.push((
+                local.clone(),
+                Which::Rejects.key(&self.job, n, k.extension()),
+            ));
             (local, format)
         });
         let valid = self.outputs.valid.map(|k| {
             let local = self.staging.join(format!("{stem}.valid.{}", k.extension()));
-            moves.push((local.clone(), layout::valid(&self.job, n, k.extension())));
+            moves.push((local.clone(), Which::Valid.key(&self.job, n, k.extension())));
             local
         });
         let outputs = Outputs::create_as(
             rejects.as_ref().map(|(p, f)| (p.as_path(), *f)),
             valid.as_deref(),
         )
-        .map_err(|e| FileError::io(&self.staging, e))?;
-        let outputs = match load {
-            Some(load) => outputs.with_load(load),
-            None => outputs,
-        };
+        .map_err(|e| FileError::io(&self.staging, e))?
+        .with_load(load);
         let sink = outputs.sink();
         self.open
             .lock()

@@ -467,34 +467,25 @@ async fn file_output(
         .job(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
-    let what = match which {
-        outputs::Which::Rejects => "rejects",
-        outputs::Which::Valid => "clean rows",
-    };
+    let what = which.noun();
     // A file listed twice in a job writes the same rows twice: the first
     // that is done answers.
-    let listed: Vec<(usize, &ledgerline_store::JobFileRecord)> = job
-        .files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.file_id == file_id)
-        .collect();
-    if listed.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "job {id} has no file {file_id:?}"
-        )));
-    }
-    if outputs::key(id, 0, which, &job.outputs).is_none() {
-        return Err(ApiError::NotFound(format!("job {id} asked for no {what}")));
-    }
-    let Some((n, file)) = listed
-        .iter()
+    let listed = || {
+        job.files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.file_id == file_id)
+    };
+    let Some((n, file)) = listed()
         .find(|(_, f)| f.state == FileState::Done)
-        .or_else(|| listed.first())
+        .or_else(|| listed().next())
     else {
         return Err(ApiError::NotFound(format!(
             "job {id} has no file {file_id:?}"
         )));
+    };
+    let Some((extension, content_type)) = which.asked(&job.outputs) else {
+        return Err(ApiError::NotFound(format!("job {id} asked for no {what}")));
     };
     match file.state {
         FileState::Done => {}
@@ -511,8 +502,7 @@ async fn file_output(
             )))
         }
     }
-    let key = outputs::key(id, *n, which, &job.outputs)
-        .ok_or_else(|| ApiError::Internal("outputs: no key".into()))?;
+    let key = which.key(id, n, extension);
     let stream = app
         .files
         .get_stream(&key)
@@ -525,10 +515,7 @@ async fn file_output(
     let name = key.rsplit('/').next().unwrap_or("output").to_string();
     Ok((
         [
-            (
-                header::CONTENT_TYPE,
-                which.content_type(&job.outputs).to_string(),
-            ),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),
