@@ -28,6 +28,8 @@
 //!   status checked (`examples.rs`).
 //! - `pg-load`: rows per second of `ledgerline process --load` into
 //!   PostgreSQL against `psql \copy` of the same clean rows (`pg_load.rs`).
+//! - `instructions`: instructions per row of `ledgerline process` under
+//!   callgrind, with the costliest functions (`instructions.rs`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -45,6 +47,7 @@ mod examples;
 mod fuzz;
 mod hostile;
 mod hostile_excel;
+mod instructions;
 mod load;
 mod memcheck;
 mod pg_load;
@@ -97,6 +100,9 @@ enum Task {
     /// Rows per second of `ledgerline process --load` into PostgreSQL
     /// against `psql \copy` of the same clean rows (needs the release binary).
     PgLoad(pg_load::PgLoadArgs),
+    /// Instructions per row of `ledgerline process` under callgrind (the
+    /// hot path's deterministic cost), with the costliest functions.
+    Instructions(instructions::InstructionsArgs),
 }
 
 /// Arguments of `cargo xtask gen`.
@@ -134,6 +140,7 @@ fn main() -> Result<()> {
         Task::Examples(args) => examples::run(&args),
         Task::Scale(args) => scale::run(&args),
         Task::PgLoad(args) => pg_load::run(&args),
+        Task::Instructions(args) => instructions::run(&args),
     }
 }
 

@@ -1,9 +1,11 @@
 //! Record batches: a chunk of records as read, the unit of work handed from
 //! readers to validation.
 //!
-//! A batch stores every field's bytes back to back in one buffer, so a chunk
-//! of thousands of records costs a handful of allocations, and a batch can be
-//! cleared and refilled without allocating at all.
+//! A batch stores every field's bytes in one buffer, each field followed by
+//! one separator byte, so a chunk of thousands of records costs a handful of
+//! allocations, a batch can be cleared and refilled without allocating at
+//! all, and a CSV line without quotes is stored as one copy of its bytes
+//! (its delimiters and line break are the separators).
 //!
 //! Offsets are `u32`, so one batch holds at most 4 GiB of field data and
 //! 4 Gi fields. Nothing ever wraps: the `try_` methods refuse what would
@@ -43,6 +45,11 @@ pub enum RecordStatus {
     TooLong,
 }
 
+/// The separator byte written after a field pushed with
+/// [`RecordBatch::push_cell`] (CSV parsers writing through
+/// [`RecordBatch::text_buffers_mut`] may leave any byte there).
+pub const FIELD_SEPARATOR: u8 = 0x1F;
+
 /// A batch cannot take a field or record: its offsets would pass `u32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchFull;
@@ -66,8 +73,10 @@ struct RecordMeta {
 /// of every record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordBatch {
+    /// Every field's bytes, each followed by one separator byte.
     data: Vec<u8>,
-    /// End offset in `data` of each field.
+    /// End offset in `data` of each field (where its separator is); the
+    /// next field starts one byte further.
     ends: Vec<u32>,
     /// Kind of each field; empty when every field is text.
     kinds: Vec<CellKind>,
@@ -176,13 +185,15 @@ impl RecordBatch {
     /// refuses it, changing nothing, when the batch's offsets would pass
     /// `u32`.
     pub fn try_push_cell(&mut self, kind: CellKind, bytes: &[u8]) -> Result<(), BatchFull> {
-        let end = checked_end(self.data.len(), bytes.len())?;
+        // Room for the separator too.
+        let end = checked_end(self.data.len(), bytes.len() + 1)? - 1;
         checked_fields(self.ends.len())?;
         if kind != CellKind::Text && self.kinds.len() < self.ends.len() {
             // The first non-text cell: give every earlier field its kind.
             self.kinds.resize(self.ends.len(), CellKind::Text);
         }
         self.data.extend_from_slice(bytes);
+        self.data.push(FIELD_SEPARATOR);
         self.ends.push(end);
         if !self.kinds.is_empty() || kind != CellKind::Text {
             self.kinds.push(kind);
@@ -213,15 +224,19 @@ impl RecordBatch {
 
     /// The field bytes and the end offset (in those bytes) of every field,
     /// for parsers that write text fields straight into the batch (the CSV
-    /// reader hands `data`'s tail to `csv-core` as its output buffer).
+    /// reader copies whole lines, and hands `data`'s tail to `csv-core` as
+    /// its output buffer). Each field is followed by one separator byte of
+    /// any value: field `k` is `data[ends[k - 1] + 1..ends[k]]` (the first
+    /// field of the batch starts at 0), `data[ends[k]]` its separator.
     ///
     /// `None` when the batch holds non-text cells: their kinds would fall
     /// out of step with fields pushed this way.
     ///
     /// The caller keeps the batch consistent: ends ascending, each at most
     /// `data.len()`, and, once done writing, `data` no longer than the
-    /// fields pushed (plus the bytes of an unfinished field of the record
-    /// being built, which [`RecordBatch::discard_partial`] drops).
+    /// fields pushed and their separators (plus the bytes of an unfinished
+    /// field of the record being built, which
+    /// [`RecordBatch::discard_partial`] drops).
     pub fn text_buffers_mut(&mut self) -> Option<(&mut Vec<u8>, &mut Vec<u32>)> {
         if self.kinds.is_empty() {
             Some((&mut self.data, &mut self.ends))
@@ -235,7 +250,7 @@ impl RecordBatch {
         let fields_end = self.records.last().map_or(0, |r| r.fields_end as usize);
         let data_end = fields_end
             .checked_sub(1)
-            .map_or(0, |i| self.ends[i] as usize);
+            .map_or(0, |i| self.ends[i] as usize + 1);
         self.ends.truncate(fields_end);
         self.kinds.truncate(fields_end.min(self.kinds.len()));
         self.data.truncate(data_end);
@@ -343,7 +358,7 @@ impl<'a> Record<'a> {
         let from = if k == 0 {
             0
         } else {
-            self.batch.ends[k - 1] as usize
+            self.batch.ends[k - 1] as usize + 1
         };
         &self.batch.data[from..self.batch.ends[k] as usize]
     }
@@ -365,8 +380,9 @@ impl<'a> Record<'a> {
         (self.kind(j), self.field(j))
     }
 
-    /// The bytes of every field of the record, back to back (no
-    /// delimiters): the fields are slices of it, see
+    /// The bytes of every field of the record, each but the last followed by
+    /// its separator byte (a CSV record's delimiter, as read, when it had
+    /// no quotes): the fields are slices of it, see
     /// [`Record::field_bounds`].
     #[inline]
     pub fn data(&self) -> &'a [u8] {
@@ -400,7 +416,7 @@ impl<'a> Record<'a> {
         let from = if k == 0 {
             0
         } else {
-            self.batch.ends[k - 1] as usize
+            self.batch.ends[k - 1] as usize + 1
         };
         let to = if k < self.end {
             self.batch.ends[k] as usize
@@ -441,17 +457,18 @@ mod tests {
         assert_eq!(r1.status(), RecordStatus::InvalidEncoding);
         assert_eq!(r1.cell(1), (CellKind::Number, &b"1.5"[..]));
         assert_eq!(r1.field(7), b"");
-        assert_eq!(r1.data(), b"xyz1.5");
-        assert_eq!(r1.field_bounds(1), (3, 6));
-        assert_eq!(r1.field_bounds(9), (6, 6));
-        assert_eq!(r0.data(), b"a");
-        assert_eq!(r0.field_bounds(1), (1, 1));
+        assert_eq!(r1.data(), b"xyz\x1f1.5");
+        assert_eq!(r1.field_bounds(1), (4, 7));
+        assert_eq!(r1.field_bounds(9), (7, 7));
+        assert_eq!(r0.data(), b"a\x1f");
+        assert_eq!(r0.field_bounds(1), (2, 2));
         let tail = b.split_off(1);
         assert_eq!(b.len(), 1);
         assert_eq!(tail.len(), 1);
         assert_eq!(tail.record(0).cell(1), (CellKind::Number, &b"1.5"[..]));
         assert_eq!(tail.record(0).row(), 3);
-        assert_eq!(b.data_len(), 1);
+        // "a" and "", each with its separator.
+        assert_eq!(b.data_len(), 3);
     }
 
     #[test]
@@ -478,13 +495,24 @@ mod tests {
     fn text_buffers_write_in_place() {
         let mut b = RecordBatch::new();
         let (data, ends) = b.text_buffers_mut().unwrap();
-        data.extend_from_slice(b"abcd");
-        ends.extend([1, 4]);
+        data.extend_from_slice(b"a;bcd\n");
+        ends.extend([1, 5]);
         b.finish_record(7, RecordStatus::Ok);
+        let (data, ends) = b.text_buffers_mut().unwrap();
+        data.extend_from_slice(b";\n");
+        ends.extend([6, 7]);
+        b.finish_record(8, RecordStatus::Ok);
         assert_eq!(
             b.record(0).fields().collect::<Vec<_>>(),
             vec![&b"a"[..], b"bcd"]
         );
+        assert_eq!(b.record(0).data(), b"a;bcd");
+        assert_eq!(
+            b.record(1).fields().collect::<Vec<_>>(),
+            vec![&b""[..], b""]
+        );
+        b.discard_partial();
+        assert_eq!(b.data_len(), 8);
         assert_eq!(b.record(0).row(), 7);
         b.push_cell(CellKind::Bool, b"true");
         assert!(b.text_buffers_mut().is_none());

@@ -347,6 +347,7 @@ impl<'a> Validator<'a> {
         out
     }
 
+    #[inline]
     fn value<'r>(&self, record: &Row<'r>, field: Field) -> Option<Value<'r>> {
         let j = self.columns.get(field)?;
         let kind = record.record.kind(j);
@@ -600,6 +601,7 @@ impl<'a> Validator<'a> {
     }
 
     /// `cell_error` for an Excel error cell; true when reported.
+    #[inline]
     fn cell_error(
         &self,
         v: Value<'_>,
@@ -619,6 +621,7 @@ impl<'a> Validator<'a> {
     }
 
     /// `missing_value` for an empty required field; true when reported.
+    #[inline]
     fn missing(
         &self,
         v: Value<'_>,
@@ -637,6 +640,7 @@ impl<'a> Validator<'a> {
         false
     }
 
+    #[inline]
     fn date_field<'r>(
         &self,
         record: &Row<'r>,
@@ -669,6 +673,7 @@ impl<'a> Validator<'a> {
 
     /// Parses a decimal field; `None` when unmapped, empty, or in error
     /// (errors reported).
+    #[inline]
     fn decimal_field<'r>(
         &self,
         record: &Row<'r>,
@@ -695,6 +700,7 @@ impl<'a> Validator<'a> {
 
     /// A decimal from a text or number cell: Excel numbers are always `.`
     /// decimals; booleans and dates are not numbers.
+    #[inline]
     fn parse_number(&self, v: Value<'_>, text: &str) -> Option<Decimal> {
         match v.kind {
             CellKind::Text => parse_decimal(text.as_bytes(), self.rules.decimal_separator),

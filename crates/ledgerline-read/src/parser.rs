@@ -3,7 +3,7 @@
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use ledgerline_core::{
-    FileError, FileErrorCode, RecordBatch, RecordStatus, DEFAULT_MAX_RECORD_BYTES,
+    FileError, FileErrorCode, RecordBatch, RecordStatus, DEFAULT_MAX_RECORD_BYTES, FIELD_SEPARATOR,
 };
 
 /// A UTF-8 byte order mark.
@@ -346,16 +346,18 @@ impl CsvRangeParser {
             }
             match res {
                 ReadRecordResult::Record => {
+                    if !self.skipping {
+                        separate(data, ends, self.record_base, self.record_first_field)?;
+                        let added = ends.len() - self.record_first_field;
+                        st.committed += added;
+                        self.record_len += added;
+                    }
                     let status = if self.skipping {
                         RecordStatus::TooLong
                     } else if unterminated {
                         RecordStatus::UnterminatedQuote
                     } else {
-                        record_encoding(
-                            &data[self.record_base..st.committed],
-                            self.record_base,
-                            &ends[self.record_first_field..],
-                        )
+                        record_encoding(&data[self.record_base..st.committed])
                     };
                     batch.finish_record(self.record_row, status);
                     st.records += 1;
@@ -395,11 +397,15 @@ impl CsvRangeParser {
     /// The fast path for the common record: a whole line, in `input`,
     /// whose fields are unquoted or quoted with no line break inside and
     /// the closing quote followed by the delimiter or the line break
-    /// (`"a, ""b"""` is `a, "b"`). Such a record is split with `memchr`, exactly as
-    /// `csv-core` would split it, without running its state machine byte by
-    /// byte. Returns false, having consumed and kept nothing, when the
-    /// record needs `csv-core`: anything else, no line break in `input` yet,
-    /// a byte order mark at the very start, or a line longer than
+    /// (`"a, ""b"""` is `a, "b"`; a quote inside an unquoted field is
+    /// text). Such a record is split exactly as `csv-core` would split it,
+    /// without running its state machine byte by byte: the delimiters and
+    /// quotes of the line are found eight bytes at a time ([`Specials`]),
+    /// and each run of unquoted fields is stored with one copy (their
+    /// delimiters, and the line break, become the separators). Returns
+    /// false, having consumed and kept nothing, when the record needs
+    /// `csv-core`: anything else, no line break in `input` yet, a byte
+    /// order mark at the very start, or a line longer than
     /// `max_record_bytes` (`csv-core` skips it without holding it).
     fn fast_record(
         &mut self,
@@ -411,77 +417,123 @@ impl CsvRangeParser {
         if !self.fed && rest.starts_with(UTF8_BOM) {
             return Ok(false);
         }
+        // The first line break; one inside a quoted field leaves an open
+        // quote before it, which sends the record to `csv-core` below.
+        let Some(nl) = memchr::memchr2(b'\n', b'\r', rest) else {
+            return Ok(false);
+        };
+        if nl > self.max_record_bytes {
+            return Ok(false);
+        }
+        let base = st.committed;
+        // The record stored is never longer than the line and its break.
+        if u32::try_from(base + nl + 1).is_err() {
+            return Err(too_large());
+        }
         let Some((data, ends)) = batch.text_buffers_mut() else {
             return Err(internal("a CSV batch cannot hold non-text cells"));
         };
-        let base = st.committed;
+        if data.len() < base + nl + 1 {
+            data.resize(base + nl + 1 + self.slack, 0);
+        }
         let first_field = ends.len();
-        let mut out = base;
-        let mut pos = 0;
+        let line = &rest[..nl];
         let delimiter = self.delimiter;
-        let max = self.max_record_bytes;
-        let line_end = loop {
-            let next = if rest.get(pos) == Some(&b'"') {
-                // A quoted field: copy the runs between quotes; `""` is one
-                // quote. A line break inside, or text after the closing
-                // quote, is left to `csv-core`.
-                let mut at = pos + 1;
-                let closed = loop {
-                    let Some(q) = memchr::memchr(b'"', &rest[at..]).map(|k| at + k) else {
-                        break None;
-                    };
-                    if q >= max || memchr::memchr2(b'\n', b'\r', &rest[at..q]).is_some() {
-                        break None;
+        let mut specials = Specials::new(line, delimiter);
+        // Unquoted fields from `run` (in the line) are stored from `run_out`
+        // (in `data`) once the run ends.
+        let mut run = 0;
+        let mut run_out = base;
+        let mut field = 0;
+        let complete = loop {
+            if line.get(field) != Some(&b'"') {
+                // Unquoted: up to the next delimiter, quotes being text.
+                let end = loop {
+                    match specials.next() {
+                        Some(at) if line[at] == delimiter => break at,
+                        Some(_) => {}
+                        None => break nl,
                     }
-                    let escaped = rest.get(q + 1) == Some(&b'"');
-                    let piece = &rest[at..if escaped { q + 1 } else { q }];
-                    if data.len() < out + piece.len() {
-                        data.resize(out + piece.len() + self.slack, 0);
-                    }
-                    data[out..out + piece.len()].copy_from_slice(piece);
-                    out += piece.len();
-                    if !escaped {
-                        break Some(q + 1);
-                    }
-                    at = q + 2;
                 };
-                match closed.map(|after| (after, rest.get(after))) {
-                    Some((after, Some(&b))) if b == delimiter || b == b'\n' || b == b'\r' => {
-                        if after > max {
-                            break None;
-                        }
-                        after
-                    }
-                    _ => break None,
+                ends.push((run_out + end - run) as u32);
+                if end == nl {
+                    break true;
                 }
-            } else {
-                let Some(k) = memchr::memchr3(delimiter, b'\n', b'\r', &rest[pos..]) else {
-                    break None;
-                };
-                if pos + k > max {
-                    break None;
-                }
-                let field = &rest[pos..pos + k];
-                if data.len() < out + field.len() {
-                    data.resize(out + field.len() + self.slack, 0);
-                }
-                data[out..out + field.len()].copy_from_slice(field);
-                out += field.len();
-                pos + k
-            };
-            ends.push(u32::try_from(out).map_err(|_| too_large())?);
-            if rest[next] == delimiter {
-                pos = next + 1;
-            } else {
-                break Some(next);
+                field = end + 1;
+                continue;
             }
+            // A quoted field: store the run before it, then its text.
+            let mut out = run_out + field - run;
+            data[run_out..out].copy_from_slice(&line[run..field]);
+            let mut piece = field + 1;
+            let after = loop {
+                let q = loop {
+                    match specials.next() {
+                        Some(at) if at < piece => {}
+                        Some(at) if line[at] == b'"' => break Some(at),
+                        Some(_) => {}
+                        None => break None,
+                    }
+                };
+                let Some(q) = q else { break None };
+                let escaped = line.get(q + 1) == Some(&b'"');
+                let to = if escaped { q + 1 } else { q };
+                data[out..out + to - piece].copy_from_slice(&line[piece..to]);
+                out += to - piece;
+                if !escaped {
+                    break Some(q + 1);
+                }
+                piece = q + 2;
+            };
+            // Closed, and followed by the delimiter or the line break.
+            let Some(after) = after.filter(|&a| a == nl || line[a] == delimiter) else {
+                break false;
+            };
+            ends.push(out as u32);
+            if after == nl {
+                data[out] = rest[nl];
+                run = nl + 1;
+                run_out = out + 1;
+                break true;
+            }
+            // The delimiter starts the next run: it is this field's separator.
+            run = after;
+            run_out = out;
+            field = after + 1;
+            // Step past the delimiter just used.
+            while specials.next().is_some_and(|at| at < after) {}
         };
-        let Some(nl) = line_end else {
+        if !complete {
             // Leave no trace: `csv-core` parses this record from its start.
             ends.truncate(first_field);
             return Ok(false);
+        }
+        // The last run, with the line break as its last separator.
+        let out = run_out + (nl + 1).saturating_sub(run);
+        if run <= nl {
+            data[run_out..out].copy_from_slice(&rest[run..=nl]);
+        }
+        let status = if specials.ascii() {
+            RecordStatus::Ok
+        } else {
+            record_encoding(&data[base..out])
         };
-        let status = record_encoding(&data[base..out], base, &ends[first_field..]);
+        self.finish_fast(input, nl, out, status, batch, st);
+        Ok(true)
+    }
+
+    /// Ends a record taken by the fast path: its line break at `nl` (from
+    /// the current position), its bytes stored up to `committed`.
+    fn finish_fast(
+        &mut self,
+        input: &[u8],
+        nl: usize,
+        committed: usize,
+        status: RecordStatus,
+        batch: &mut RecordBatch,
+        st: &mut Progress,
+    ) {
+        let rest = &input[st.pos..];
         // The line break: `\r\n` is one; a `\r` at the end of the input may
         // be followed by the `\n` of the next input.
         let mut consumed = nl + 1;
@@ -494,7 +546,7 @@ impl CsvRangeParser {
             }
         }
         st.pos += consumed;
-        st.committed = out;
+        st.committed = committed;
         // `fed` tells whether csv-core has seen input (it drops a byte order
         // mark at the very start of its own input); the fast path leaves it
         // alone, so a later record starting with one is still handed to
@@ -503,7 +555,6 @@ impl CsvRangeParser {
         batch.finish_record(self.record_row, status);
         self.line += 1;
         st.records += 1;
-        Ok(true)
     }
 
     /// Consumes the line breaks at the start of a record, appending a record
@@ -527,10 +578,11 @@ impl CsvRangeParser {
                 continue;
             }
             self.prev_cr = b == b'\r';
-            let Some((_, ends)) = batch.text_buffers_mut() else {
+            let Some((data, ends)) = batch.text_buffers_mut() else {
                 return Err(internal("a CSV batch cannot hold non-text cells"));
             };
             ends.push(u32::try_from(st.committed).map_err(|_| too_large())?);
+            put_separator(data, &mut st.committed, b);
             batch.finish_record(self.line, RecordStatus::Ok);
             self.line += 1;
             st.records += 1;
@@ -567,24 +619,130 @@ struct Progress {
 }
 
 /// [`RecordStatus::InvalidEncoding`] when a field of the record is not
-/// valid UTF-8. `bytes` are the record's field bytes, starting at `base` in
-/// the batch's data; `ends` are its field ends there.
-fn record_encoding(bytes: &[u8], base: usize, ends: &[u32]) -> RecordStatus {
-    // Almost every record is ASCII. When it is not, each field is checked
-    // on its own: two invalid halves of a character split by a delimiter
-    // would make valid UTF-8 together.
-    if bytes.is_ascii() {
-        return RecordStatus::Ok;
+/// valid UTF-8. `bytes` are the record's stored bytes, fields and their
+/// separators: an ASCII separator between two invalid halves of a
+/// character keeps them invalid, so one check of the whole is a check of
+/// each field.
+fn record_encoding(bytes: &[u8]) -> RecordStatus {
+    if std::str::from_utf8(bytes).is_ok() {
+        RecordStatus::Ok
+    } else {
+        RecordStatus::InvalidEncoding
     }
-    let mut start = 0;
-    for &end in ends {
-        let end = end as usize - base;
-        if std::str::from_utf8(&bytes[start..end]).is_err() {
-            return RecordStatus::InvalidEncoding;
+}
+
+/// The delimiters and quotes of a line (its line break excluded), in
+/// order, found eight bytes at a time; and whether the line is ASCII.
+struct Specials<'a> {
+    line: &'a [u8],
+    /// Where the next word starts.
+    next: usize,
+    /// Where the current word starts.
+    at: usize,
+    /// The high bit of each byte of the current word that is special and
+    /// not yet handed out.
+    found: u64,
+    delimiter: u64,
+    /// The bytes seen so far, or-ed together.
+    high: u64,
+}
+
+impl<'a> Specials<'a> {
+    const LOW: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+
+    fn new(line: &'a [u8], delimiter: u8) -> Specials<'a> {
+        Specials {
+            line,
+            next: 0,
+            at: 0,
+            found: 0,
+            delimiter: u64::from_ne_bytes([delimiter; 8]),
+            high: 0,
         }
-        start = end;
     }
-    RecordStatus::Ok
+
+    /// The high bit of each byte of `w` equal to the matching byte of
+    /// `pattern` (exact: no carries between bytes).
+    #[inline]
+    fn equal(w: u64, pattern: u64) -> u64 {
+        let t = w ^ pattern;
+        !(((t & Self::LOW) + Self::LOW) | t | Self::LOW)
+    }
+
+    /// The position of the next delimiter or quote.
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.found == 0 {
+            if self.next >= self.line.len() {
+                return None;
+            }
+            let w = match self.line.get(self.next..self.next + 8) {
+                Some(bytes) => u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])),
+                None => {
+                    // The last few bytes, padded with a byte that is not special.
+                    let mut word = [b'a'; 8];
+                    for (w, &b) in word.iter_mut().zip(&self.line[self.next..]) {
+                        *w = b;
+                    }
+                    u64::from_le_bytes(word)
+                }
+            };
+            self.high |= w;
+            self.found = Self::equal(w, self.delimiter) | Self::equal(w, Self::QUOTES);
+            self.at = self.next;
+            self.next += 8;
+        }
+        let byte = self.found.trailing_zeros() as usize / 8;
+        self.found &= self.found - 1;
+        Some(self.at + byte)
+    }
+
+    /// Whether the line is ASCII; reads what is left of it.
+    fn ascii(&mut self) -> bool {
+        while self.next().is_some() {}
+        self.high & !Self::LOW == 0
+    }
+}
+
+/// Writes the separator after an empty line's one empty field.
+fn put_separator(data: &mut Vec<u8>, committed: &mut usize, byte: u8) {
+    if data.len() > *committed {
+        data[*committed] = byte;
+    } else {
+        data.push(byte);
+    }
+    *committed += 1;
+}
+
+/// Gives each field of the record that `csv-core` wrote back to back from
+/// `base` (its ends from `first` on) its separator byte after it: field
+/// `k` moves `k` bytes right. `data` must hold the record plus one byte
+/// per field.
+fn separate(
+    data: &mut Vec<u8>,
+    ends: &mut [u32],
+    base: usize,
+    first: usize,
+) -> Result<(), FileError> {
+    let fields = &mut ends[first..];
+    let n = fields.len();
+    let Some(&last) = fields.last() else {
+        return Ok(());
+    };
+    let new_end = last as usize + n;
+    u32::try_from(new_end).map_err(|_| too_large())?;
+    if data.len() < new_end {
+        data.resize(new_end, 0);
+    }
+    for k in (0..n).rev() {
+        let start = if k == 0 { base } else { fields[k - 1] as usize };
+        let end = fields[k] as usize;
+        data.copy_within(start..end, start + k);
+        data[end + k] = FIELD_SEPARATOR;
+        fields[k] = (end + k) as u32;
+    }
+    Ok(())
 }
 
 fn internal(message: &str) -> FileError {
