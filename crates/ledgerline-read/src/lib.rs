@@ -141,6 +141,26 @@ fn open_path_as(
     layout: SheetLayout,
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let detection = ledgerline_detect::detect_path(path, settings)?;
+    open_detected_as(path, &detection, settings, layout)
+}
+
+/// [`open_path`] for a file already detected (with
+/// `ledgerline_detect::detect_path` and the same settings): a caller that
+/// needed the detection itself does not detect twice.
+pub fn open_detected(
+    path: &Path,
+    detection: &Detection,
+    settings: &Settings,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    open_detected_as(path, detection, settings, SheetLayout::Unpadded)
+}
+
+fn open_detected_as(
+    path: &Path,
+    detection: &Detection,
+    settings: &Settings,
+    layout: SheetLayout,
+) -> Result<Box<dyn RecordReader>, FileError> {
     let name = path.display().to_string();
     if detection.format != Format::Csv {
         let source = if detection.is_gzip() {
@@ -163,7 +183,7 @@ fn open_path_as(
             layout,
         );
     }
-    let layout = csv_layout(&detection)?;
+    let layout = csv_layout(detection)?;
     let file = File::open(path).map_err(|e| FileError::io(&name, e))?;
     open_csv_with(
         &name,
