@@ -279,19 +279,39 @@ impl RecordBatch {
         (0..self.len()).map(move |i| self.record(i))
     }
 
-    /// Moves the records `at..` into a new batch, leaving `..at` here.
+    /// Moves the records `at..` into a new batch, leaving `..at` here (and
+    /// dropping the fields of a record not finished).
     pub fn split_off(&mut self, at: usize) -> RecordBatch {
-        let mut tail = RecordBatch::new();
-        // The tail is smaller than this batch, so it cannot overflow.
-        tail.overflowed = self.overflowed;
-        for i in at..self.len() {
-            let r = self.record(i);
-            for j in 0..r.len() {
-                let (kind, bytes) = r.cell(j);
-                tail.push_cell(kind, bytes);
-            }
-            tail.finish_record(r.row(), r.status());
-        }
+        let at = at.min(self.len());
+        let field_start = |records: &[RecordMeta], i: usize| {
+            i.checked_sub(1)
+                .map_or(0, |j| records[j].fields_end as usize)
+        };
+        let first = field_start(&self.records, at);
+        let last = field_start(&self.records, self.len());
+        let data_start = first
+            .checked_sub(1)
+            .map_or(0, |k| self.ends[k] as usize + 1);
+        let data_end = last.checked_sub(1).map_or(0, |k| self.ends[k] as usize + 1);
+        // The tail is smaller than this batch, so it cannot overflow; its
+        // offsets move down by where it starts.
+        let (shift, fields) = (data_start as u32, first as u32);
+        let tail = RecordBatch {
+            data: self.data[data_start..data_end].to_vec(),
+            ends: self.ends[first..last].iter().map(|&e| e - shift).collect(),
+            kinds: self
+                .kinds
+                .get(first..last)
+                .map_or_else(Vec::new, <[_]>::to_vec),
+            records: self.records[at..]
+                .iter()
+                .map(|m| RecordMeta {
+                    fields_end: m.fields_end - fields,
+                    ..*m
+                })
+                .collect(),
+            overflowed: self.overflowed,
+        };
         self.records.truncate(at);
         self.discard_partial();
         tail
@@ -469,6 +489,53 @@ mod tests {
         assert_eq!(tail.record(0).row(), 3);
         // "a" and "", each with its separator.
         assert_eq!(b.data_len(), 3);
+    }
+
+    #[test]
+    fn split_off_moves_whole_records_and_drops_a_partial_one() {
+        let mut b = RecordBatch::new();
+        for (row, fields) in [
+            (1, &["h1", "h2"][..]),
+            (2, &["a", ""]),
+            (4, &[][..]),
+            (5, &["é", "z"]),
+        ] {
+            for f in fields {
+                b.push_field(f.as_bytes());
+            }
+            b.finish_record(row, RecordStatus::Ok);
+        }
+        b.push_cell(CellKind::Date, b"2024-01-02");
+        b.finish_record(6, RecordStatus::Ok);
+        b.push_field(b"unfinished");
+        let read = |b: &RecordBatch| -> Vec<(u64, Vec<(CellKind, Vec<u8>)>)> {
+            b.iter()
+                .map(|r| {
+                    (
+                        r.row(),
+                        (0..r.len())
+                            .map(|j| (r.kind(j), r.field(j).to_vec()))
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        let all = read(&b);
+        let tail = b.split_off(1);
+        assert_eq!(read(&b), all[..1]);
+        assert_eq!(read(&tail), all[1..]);
+        assert_eq!(tail.record(3).cell(0), (CellKind::Date, &b"2024-01-02"[..]));
+        assert_eq!(tail.record(2).data(), "é\x1fz".as_bytes());
+        // The head keeps "h1", "h2" and their separators, nothing else.
+        assert_eq!(b.data_len(), 6);
+        let mut whole = tail.clone();
+        let none = whole.split_off(whole.len());
+        assert!(none.is_empty());
+        assert_eq!(read(&whole), all[1..]);
+        let mut again = tail.clone();
+        let everything = again.split_off(0);
+        assert!(again.is_empty());
+        assert_eq!(read(&everything), all[1..]);
     }
 
     #[test]

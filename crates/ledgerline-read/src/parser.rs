@@ -433,9 +433,9 @@ impl CsvRangeParser {
         let Some((data, ends)) = batch.text_buffers_mut() else {
             return Err(internal("a CSV batch cannot hold non-text cells"));
         };
-        if data.len() < base + nl + 1 {
-            data.resize(base + nl + 1 + self.slack, 0);
-        }
+        // Appended to, never written ahead: no room to zero first.
+        data.truncate(base);
+        data.reserve(nl + 1);
         let first_field = ends.len();
         let line = &rest[..nl];
         let delimiter = self.delimiter;
@@ -463,8 +463,7 @@ impl CsvRangeParser {
                 continue;
             }
             // A quoted field: store the run before it, then its text.
-            let mut out = run_out + field - run;
-            data[run_out..out].copy_from_slice(&line[run..field]);
+            data.extend_from_slice(&line[run..field]);
             let mut piece = field + 1;
             let after = loop {
                 let q = loop {
@@ -478,8 +477,7 @@ impl CsvRangeParser {
                 let Some(q) = q else { break None };
                 let escaped = line.get(q + 1) == Some(&b'"');
                 let to = if escaped { q + 1 } else { q };
-                data[out..out + to - piece].copy_from_slice(&line[piece..to]);
-                out += to - piece;
+                data.extend_from_slice(&line[piece..to]);
                 if !escaped {
                     break Some(q + 1);
                 }
@@ -489,16 +487,15 @@ impl CsvRangeParser {
             let Some(after) = after.filter(|&a| a == nl || line[a] == delimiter) else {
                 break false;
             };
-            ends.push(out as u32);
+            ends.push(data.len() as u32);
             if after == nl {
-                data[out] = rest[nl];
+                data.push(rest[nl]);
                 run = nl + 1;
-                run_out = out + 1;
                 break true;
             }
             // The delimiter starts the next run: it is this field's separator.
             run = after;
-            run_out = out;
+            run_out = data.len();
             field = after + 1;
             // Step past the delimiter just used.
             while specials.next().is_some_and(|at| at < after) {}
@@ -506,13 +503,14 @@ impl CsvRangeParser {
         if !complete {
             // Leave no trace: `csv-core` parses this record from its start.
             ends.truncate(first_field);
+            data.truncate(base);
             return Ok(false);
         }
         // The last run, with the line break as its last separator.
-        let out = run_out + (nl + 1).saturating_sub(run);
         if run <= nl {
-            data[run_out..out].copy_from_slice(&rest[run..=nl]);
+            data.extend_from_slice(&rest[run..=nl]);
         }
+        let out = data.len();
         let status = if specials.ascii() {
             RecordStatus::Ok
         } else {
