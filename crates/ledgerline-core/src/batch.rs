@@ -508,7 +508,8 @@ mod tests {
         b.push_cell(CellKind::Date, b"2024-01-02");
         b.finish_record(6, RecordStatus::Ok);
         b.push_field(b"unfinished");
-        let read = |b: &RecordBatch| -> Vec<(u64, Vec<(CellKind, Vec<u8>)>)> {
+        type Read = Vec<(u64, Vec<(CellKind, Vec<u8>)>)>;
+        let read = |b: &RecordBatch| -> Read {
             b.iter()
                 .map(|r| {
                     (
