@@ -49,6 +49,7 @@ use ledgerline_detect::{Detection, Format, TextLayout};
 
 pub use csv::{CsvLimits, DEFAULT_MAX_BATCH_BYTES};
 pub use excel::Layout as SheetLayout;
+pub use excel::ReadOptions;
 pub use parser::{CsvRangeParser, Parsed};
 
 /// What the report's `source` needs, plus reading facts.
@@ -123,7 +124,22 @@ pub trait RecordReader: Send {
 /// Sheet records are [`SheetLayout::Unpadded`] (one pass over the sheet):
 /// what validation needs. `ledgerline rows` uses [`open_path_padded`].
 pub fn open_path(path: &Path, settings: &Settings) -> Result<Box<dyn RecordReader>, FileError> {
-    open_path_as(path, settings, SheetLayout::Unpadded)
+    open_path_as(
+        path,
+        settings,
+        SheetLayout::Unpadded,
+        ReadOptions::default(),
+    )
+}
+
+/// [`open_path`] with [`ReadOptions`]: how many threads parse an xlsx/xlsm
+/// sheet (`sheet_threads`; the records are the same whatever the number).
+pub fn open_path_with(
+    path: &Path,
+    settings: &Settings,
+    options: ReadOptions,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    open_path_as(path, settings, SheetLayout::Unpadded, options)
 }
 
 /// [`open_path`] with sheet records [`SheetLayout::Padded`], as `ledgerline
@@ -132,13 +148,14 @@ pub fn open_path_padded(
     path: &Path,
     settings: &Settings,
 ) -> Result<Box<dyn RecordReader>, FileError> {
-    open_path_as(path, settings, SheetLayout::Padded)
+    open_path_as(path, settings, SheetLayout::Padded, ReadOptions::default())
 }
 
 fn open_path_as(
     path: &Path,
     settings: &Settings,
     layout: SheetLayout,
+    options: ReadOptions,
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let detection = ledgerline_detect::detect_path(path, settings)?;
     let name = path.display().to_string();
@@ -161,6 +178,7 @@ fn open_path_as(
             detection.is_gzip(),
             settings,
             layout,
+            options,
         );
     }
     let layout = csv_layout(&detection)?;
@@ -239,6 +257,7 @@ pub fn open_bytes(
             detection.is_gzip(),
             settings,
             SheetLayout::Unpadded,
+            ReadOptions::default(),
         );
     }
     let layout = csv_layout(&detection)?;
