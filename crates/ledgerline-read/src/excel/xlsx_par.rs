@@ -1037,6 +1037,11 @@ impl Book {
     /// `next_cell` reads them. `first`: the block starts the sheet data (row
     /// index 0 known); `last`: nothing follows it.
     fn parse(&self, data: &[u8], first: bool, last: bool) -> Parsed {
+        // Tests make a parser panic with this text.
+        #[cfg(test)]
+        if memchr::memmem::find(data, b"__panic_in_parser__").is_some() {
+            panic!("a parser panicked (test)");
+        }
         let mut out = Parsed::default();
         if self.parse_into(data, first, last, &mut out).is_err() {
             out.bad = true;
@@ -2621,6 +2626,26 @@ break</t></si><si><t>CR_x000D_LF</t></si>"#;
         // Some cases hold `&nbsp;`, which calamine refuses: the same error
         // after the same records; most do not.
         assert!(errors < 30, "{errors} of 60 random sheets refused");
+    }
+
+    /// A parser that panics ends the read with `unreadable`, with 1, 2 or
+    /// 4 threads, after the records before its block.
+    #[test]
+    fn a_panicking_parser_is_an_unreadable_workbook() {
+        let mut xml = String::new();
+        for r in 1..=2000 {
+            xml.push_str(&format!(r#"<row r="{r}"><c r="A{r}"><v>{r}</v></c></row>"#));
+        }
+        xml.push_str(r#"<row r="2001"><c r="A2001" t="inlineStr"><is><t>__panic_in_parser__</t></is></c></row>"#);
+        let bytes = book(&xml, None, None, false, true);
+        let (sparse, mb) = default_limits();
+        for threads in [1, 2, 4] {
+            let out = read(&bytes, Format::Xlsx, None, threads, 4096, sparse, mb);
+            let (code, message) = out.error.expect("an error");
+            assert_eq!(code, FileErrorCode::Unreadable);
+            assert!(message.contains("stopped unexpectedly"), "{message}");
+            assert!(out.records.len() < 2001, "{threads} threads");
+        }
     }
 
     /// A reader dropped part-way stops every thread (the test would hang
