@@ -329,48 +329,55 @@ fn index(s: &str) -> R<usize> {
     s.parse().map_err(|_| Bad)
 }
 
-/// A number in the plain form `-?D+(.D*)?([eE][+-]?D+)?` (or `.D+`), which
-/// calamine's `fast_float2` and Rust's parser both round correctly; other
-/// forms are not guessed.
+/// A number in the plain form `-?D+(.D+)?([eE][+-]?D{1,3})?`, which
+/// calamine's `fast_float2` and Rust's parser both round correctly, finite
+/// and not underflowing; other forms are not guessed.
 fn plain_number(s: &str) -> R<f64> {
     let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
-        i += 1;
-    }
-    let int_start = i;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    let mut digits = i - int_start;
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        let f = i;
+    let digits = |mut i: usize| {
+        let from = i;
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
-        digits += i - f;
-    }
-    if digits == 0 {
+        (i, i - from)
+    };
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let (next, int) = digits(i);
+    if int == 0 {
         return Err(Bad);
+    }
+    i = next;
+    if i < b.len() && b[i] == b'.' {
+        let (next, frac) = digits(i + 1);
+        if frac == 0 {
+            return Err(Bad);
+        }
+        i = next;
     }
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
         i += 1;
         if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
             i += 1;
         }
-        let e = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == e {
+        let (next, exp) = digits(i);
+        if exp == 0 || exp > 3 {
             return Err(Bad);
         }
+        i = next;
     }
     if i != b.len() {
         return Err(Bad);
     }
-    s.parse::<f64>().map_err(|_| Bad)
+    let x = s.parse::<f64>().map_err(|_| Bad)?;
+    // Overflow to infinity or underflow to zero: left to calamine.
+    let zero_digits = b
+        .iter()
+        .take_while(|c| **c != b'e' && **c != b'E')
+        .all(|c| !matches!(c, b'1'..=b'9'));
+    if !x.is_finite() || (x == 0.0 && !zero_digits) {
+        return Err(Bad);
+    }
+    Ok(x)
 }
 
 /// The text [`cells::number_text`] gives a number written as a short plain
@@ -2029,6 +2036,12 @@ mod tests {
         assert!(plain_number("inf").is_err());
         assert!(plain_number(" 1").is_err());
         assert!(plain_number(".").is_err());
+        assert!(plain_number("+1").is_err());
+        assert!(plain_number(".5").is_err());
+        assert!(plain_number("5.").is_err());
+        assert!(plain_number("1e400").is_err());
+        assert!(plain_number("1e-400").is_err());
+        assert_eq!(plain_number("0e5").unwrap(), 0.0);
     }
 
     #[test]
