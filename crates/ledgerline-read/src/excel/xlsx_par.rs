@@ -2641,6 +2641,105 @@ break</t></si><si><t>CR_x000D_LF</t></si>"#;
         assert!(errors < 30, "{errors} of 60 random sheets refused");
     }
 
+    /// Workbooks written by `rust_xlsxwriter`: shared strings (rich text
+    /// included) in one sheet, inline strings in a constant-memory one,
+    /// dates, booleans, formulas with cached results, gaps.
+    #[test]
+    fn writer_made_workbooks_read_as_calamine_reads_them() {
+        use rust_xlsxwriter::{ExcelDateTime as Dt, Format as Fmt, Formula, Workbook};
+        let texts = [
+            "plain",
+            " padded ",
+            "a & b <c>",
+            "ünï ✓",
+            "line\nbreak",
+            "tab\there",
+            "_x000D_ literal",
+            "",
+            "  ",
+            "Shipping & handling",
+            "quote \" and ' apos",
+        ];
+        let write = |sheet: &mut rust_xlsxwriter::Worksheet| {
+            let date = Fmt::new().set_num_format("yyyy-mm-dd");
+            let time = Fmt::new().set_num_format("hh:mm:ss");
+            let money = Fmt::new().set_num_format("#,##0.00");
+            let bold = Fmt::new().set_bold();
+            for r in 0..3000u32 {
+                if r % 97 == 13 {
+                    continue;
+                }
+                let i = r as usize;
+                sheet.write_string(r, 0, texts[i % texts.len()]).unwrap();
+                sheet.write_number(r, 1, r as f64 * 1.25 - 100.0).unwrap();
+                sheet
+                    .write_number_with_format(r, 2, (r as f64) / 7.0, &money)
+                    .unwrap();
+                let d = Dt::from_ymd(
+                    2000 + (r % 30) as u16,
+                    1 + (r % 12) as u8,
+                    1 + (r % 28) as u8,
+                )
+                .unwrap();
+                sheet.write_datetime_with_format(r, 3, &d, &date).unwrap();
+                let t = Dt::from_ymd(2024, 2, 29)
+                    .unwrap()
+                    .and_hms((r % 24) as u16, (r % 60) as u8, 0.5)
+                    .unwrap();
+                sheet.write_datetime_with_format(r, 4, &t, &time).unwrap();
+                sheet.write_boolean(r, 5, r % 2 == 0).unwrap();
+                if r % 3 == 0 {
+                    sheet
+                        .write_formula(
+                            r,
+                            6,
+                            Formula::new("=B1&\"x\"").set_result(format!("r{r} & co")),
+                        )
+                        .unwrap();
+                } else {
+                    sheet
+                        .write_formula(r, 6, Formula::new("=1+1").set_result("2"))
+                        .unwrap();
+                }
+                if r % 5 == 0 {
+                    sheet
+                        .write_rich_string(
+                            r,
+                            9 + (r % 40) as u16,
+                            &[(&bold, "rich "), (&Fmt::new(), "text")],
+                        )
+                        .unwrap();
+                }
+            }
+        };
+        let mut wb = Workbook::new();
+        write(wb.add_worksheet().set_name("Shared").unwrap());
+        write(
+            wb.add_worksheet_with_constant_memory()
+                .set_name("Inline")
+                .unwrap(),
+        );
+        let bytes = wb.save_to_buffer().unwrap();
+        let (sparse, mb) = default_limits();
+        for sheet in ["Shared", "Inline"] {
+            let out = same_as_calamine(
+                "rust_xlsxwriter",
+                &bytes,
+                Format::Xlsx,
+                Some(sheet),
+                sparse,
+                mb,
+            );
+            assert!(out.error.is_none(), "{sheet}: {:?}", out.error);
+            assert_eq!(
+                out.own,
+                (calamine_cells(&bytes, sheet), false),
+                "{sheet}: the own parser read it all"
+            );
+            assert_eq!(out.records.len(), 3000, "{sheet}");
+        }
+    }
+
     /// A parser that panics ends the read with `unreadable`, with 1, 2 or
     /// 4 threads, after the records before its block.
     #[test]
