@@ -1,23 +1,31 @@
 //! A faster reader of one xlsx/xlsm worksheet, for [`Layout::Unpadded`]
-//! (validation): the sheet part is inflated on one thread and cut at `<row`
-//! boundaries into blocks that worker threads parse; the reader thread puts
-//! their cells back in order and feeds them to the same assembler
-//! (`Unpadded`) as calamine's cells reader, with the same guards.
+//! (validation). The sheet part is inflated and cut at `<row` starts
+//! (outside comments, CDATA and processing instructions) into blocks of
+//! whole rows; with `n >= 2` threads an inflater thread cuts, `n` threads
+//! parse, and the reader thread puts their cells back in block order; with
+//! one thread all of it runs inline on the reader thread. Either way the
+//! cells go, in document order, to the same assembler (`Unpadded`) as
+//! calamine's cells, through the same guards (cell positions, expanded
+//! text, row bytes, sparse sheets).
 //!
-//! It mirrors calamine 0.38's `XlsxCellReader::next_cell` (same quick-xml
-//! configuration, same events, same value rules) and converts each value
-//! with [`cells::data_ref_text`] on a calamine `DataRef`, so the records are
-//! calamine's. Whatever it does not handle exactly as calamine does (an
-//! XML error, a `_xHHHH_` escape, a value calamine might read differently, a
-//! block that cannot be cut...) is never guessed: the cells before it have
-//! been emitted exactly as calamine emits them, so calamine's own reader
-//! takes over from that cell on ("resume at cell `k`": it skips the first
-//! `k` cells of the sheet and feeds the rest to the same assembler). Errors
-//! are then calamine's own, at the same point.
+//! A block is read by a plain scanner for the shapes writers use
+//! (`<c r s t><v>..</v></c>`, `<is><t>..</t></is>`, predefined entities);
+//! any other cell by quick-xml configured as calamine configures it,
+//! mirroring calamine 0.38's `XlsxCellReader::next_cell` and `read_value`
+//! (shared strings and rich text, `xml:space`, `_xHHHH_` escapes, styles
+//! judged date-like as calamine judges them); values become text through
+//! [`cells::data_ref_text`] on a calamine `DataRef`, so the records are
+//! calamine's. What it does not read surely as calamine does (an XML
+//! error, an unusual number, a row it cannot cut out, a workbook part it
+//! cannot find...) is never guessed: the cells before it were emitted
+//! exactly as calamine emits them, so calamine's own reader takes over from
+//! that cell ("resume at cell `k`": it skips the first `k` cells of the
+//! sheet and feeds the rest to the same assembler). Errors are then
+//! calamine's own, after the same records.
 //!
 //! Memory stays flat: at most [`in_flight`] blocks (of about
-//! [`BLOCK_BYTES`] each, a block holding whole rows) exist at once, from
-//! the inflater to the reassembly.
+//! [`BLOCK_BYTES`] each) exist at once, from the inflater to the
+//! reassembly.
 //!
 //! [`Layout::Unpadded`]: super::Layout::Unpadded
 
@@ -1758,8 +1766,9 @@ fn reassemble(
                     waiting.insert(idx, r);
                     continue;
                 }
-                // Every sender gone before the block came: the last block
-                // was handed out already (cannot happen), or a thread died.
+                // Every sender gone before the block came: the inflater
+                // stopped after the last block (whose parse, without
+                // `</sheetData>`, was bad already), or a thread died.
                 Err(_) => return Ok(Outcome::Resume(state.k)),
             },
         };
@@ -1768,9 +1777,6 @@ fn reassemble(
         next += 1;
         if let Some(o) = outcome {
             return Ok(o);
-        }
-        if state.finished {
-            return Ok(Outcome::Resume(state.k));
         }
     }
 }
@@ -1784,9 +1790,6 @@ struct Reassembly {
     row: u32,
     /// calamine's `col_index` there.
     col: u32,
-    /// The last block was taken without `</sheetData>` (cannot happen: its
-    /// parse reports it bad).
-    finished: bool,
 }
 
 impl Reassembly {
