@@ -123,6 +123,9 @@ pub trait RecordReader: Send {
 ///
 /// Sheet records are [`SheetLayout::Unpadded`] (one pass over the sheet):
 /// what validation needs. `ledgerline rows` uses [`open_path_padded`].
+/// An xlsx/xlsm sheet is read as [`ReadOptions::default`] says (the crate's
+/// own sheet parser on the reader thread); [`open_path_with`] takes another
+/// thread count.
 pub fn open_path(path: &Path, settings: &Settings) -> Result<Box<dyn RecordReader>, FileError> {
     open_path_as(
         path,

@@ -107,7 +107,14 @@ struct PCell {
     end: u32,
     /// `cells::value_len` of its value, for the expansion bound.
     vlen: u32,
+    /// The shared string that is its text ([`NOT_SHARED`] for none): a
+    /// block's text stays about the size of its XML, however often it names
+    /// a long shared string; the reassembly copies it cell by cell.
+    shared: u32,
 }
+
+/// [`PCell::shared`] of a cell whose text is in the block.
+const NOT_SHARED: u32 = u32::MAX;
 
 /// calamine's position state while reading rows: `row_index` (relative to
 /// the block's first row unless `known`), `col_index`.
@@ -1422,8 +1429,27 @@ impl Book {
                 end: u32::try_from(out.text.len()).unwrap_or(u32::MAX),
                 // `cells::value_len` of a number.
                 vlen: 8,
+                shared: NOT_SHARED,
             });
             return;
+        }
+        if let Val::Shared(i) = value {
+            if let Ok(shared) = u32::try_from(i) {
+                if shared != NOT_SHARED {
+                    let text = &self.strings[i];
+                    // `data_ref_text` and `value_len` of a shared string.
+                    out.cells.push(PCell {
+                        row,
+                        col,
+                        rel,
+                        kind: (!text.is_empty()).then_some(CellKind::Text),
+                        end: u32::try_from(out.text.len()).unwrap_or(u32::MAX),
+                        vlen: u32::try_from(text.len()).unwrap_or(u32::MAX),
+                        shared,
+                    });
+                    return;
+                }
+            }
         }
         let iso;
         let data = match &value {
@@ -1457,6 +1483,7 @@ impl Book {
             kind,
             end: u32::try_from(out.text.len()).unwrap_or(u32::MAX),
             vlen: u32::try_from(vlen).unwrap_or(u32::MAX),
+            shared: NOT_SHARED,
         });
     }
 }
@@ -1622,7 +1649,7 @@ impl Fast<'_> {
             }
             let parsed = book.parse(&block, first, last);
             first = false;
-            if let Some(outcome) = state.take(self.job, Res::Block(parsed), sink)? {
+            if let Some(outcome) = state.take(self.job, book, Res::Block(parsed), sink)? {
                 return Ok(outcome);
             }
             if last {
@@ -1735,7 +1762,7 @@ impl Fast<'_> {
                 });
             }
             drop(res_tx);
-            let outcome = reassemble(self.job, &res_rx, &token_tx, state, sink);
+            let outcome = reassemble(self.job, book, &res_rx, &token_tx, state, sink);
             // Everything else stops: the inflater at its next token, the
             // parsers at their next block or once the work channel closes.
             stop.store(true, Ordering::Relaxed);
@@ -1749,6 +1776,7 @@ impl Fast<'_> {
 /// Puts the parsed blocks back in order and hands them to `state`.
 fn reassemble(
     job: &Job,
+    book: &Book,
     res_rx: &Receiver<(u64, Res)>,
     token_tx: &std::sync::mpsc::SyncSender<()>,
     state: &mut Reassembly,
@@ -1772,7 +1800,7 @@ fn reassemble(
                 Err(_) => return Ok(Outcome::Resume(state.k)),
             },
         };
-        let outcome = state.take(job, res, sink)?;
+        let outcome = state.take(job, book, res, sink)?;
         let _ = token_tx.try_send(());
         next += 1;
         if let Some(o) = outcome {
@@ -1797,6 +1825,7 @@ impl Reassembly {
     fn take(
         &mut self,
         job: &Job,
+        book: &Book,
         res: Res,
         sink: &mut Sink<'_>,
     ) -> Result<Option<Outcome>, Stopped> {
@@ -1815,6 +1844,12 @@ impl Reassembly {
         }
         let mut start = 0usize;
         for c in &p.cells {
+            let end = c.end as usize;
+            let text = if c.shared == NOT_SHARED {
+                &p.text[start..end]
+            } else {
+                book.strings[c.shared as usize].as_str()
+            };
             let row = if c.rel {
                 match self.row.checked_add(c.row) {
                     Some(r) => r,
@@ -1823,8 +1858,7 @@ impl Reassembly {
             } else {
                 c.row
             };
-            let end = c.end as usize;
-            sink(row, c.col, c.kind, &p.text[start..end], u64::from(c.vlen))?;
+            sink(row, c.col, c.kind, text, u64::from(c.vlen))?;
             start = end;
             self.k += 1;
         }
@@ -1957,6 +1991,31 @@ mod tests {
         assert_eq!(last_cut(b, 0), None);
         let b = b"<row r=\"1\"></row><![CDATA[ <row> ]]><row>";
         assert_eq!(last_cut(b, 0), Some(36));
+    }
+
+    /// A block naming a long shared string many times stays small: the
+    /// text is copied cell by cell at reassembly, as calamine copies it.
+    #[test]
+    fn shared_strings_are_not_expanded_in_blocks() {
+        let book = Book {
+            path: String::new(),
+            strings: vec!["s".repeat(100_000), String::new()],
+            dates: Vec::new(),
+            is_1904: false,
+        };
+        let mut block = BLOCK_PREFIX.to_vec();
+        for r in 1..=1000 {
+            block.extend_from_slice(
+                format!(r#"<row r="{r}"><c r="A{r}" t="s"><v>0</v></c><c r="B{r}" t="s"><v>1</v></c></row>"#).as_bytes(),
+            );
+        }
+        let p = book.parse(&block, true, false);
+        assert!(!p.bad);
+        assert_eq!(p.cells.len(), 2000);
+        assert!(p.text.is_empty());
+        assert_eq!(p.cells[0].kind, Some(CellKind::Text));
+        assert_eq!(p.cells[0].vlen, 100_000);
+        assert_eq!(p.cells[1].kind, None);
     }
 
     #[test]
