@@ -131,10 +131,15 @@ pub enum Layout {
 ///   records are put back in order. At most `2n + 2` blocks exist at once,
 ///   so memory stays flat however long the sheet.
 ///
-/// With 1 or more, anything the own parser does not read exactly as
-/// calamine does (an XML error, `_xHHHH_` escapes, unusual values, a row
-/// that cannot be cut out) hands the rest of the sheet to calamine, from
-/// the first cell not yet emitted: the records and errors are calamine's.
+/// With 1 or more, anything the own parser does not read surely as
+/// calamine does (an XML error, a number in an unusual form, a row whose
+/// XML passes 64 MiB, a part it cannot find) hands the rest of the sheet to
+/// calamine, from the first cell not yet emitted: the records and errors
+/// are calamine's. The guards apply alike (cell positions, row bytes,
+/// expanded text, sparse sheets; the sheet part may not inflate past the
+/// limit `check_zip` applies to its declared size). `bytes_read` may run
+/// ahead of the records by the blocks in flight. The threads end with the
+/// read, and when the reader is dropped; a panic in one is `unreadable`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadOptions {
     /// Threads parsing an xlsx/xlsm sheet (see the type's documentation).
@@ -142,7 +147,8 @@ pub struct ReadOptions {
 }
 
 impl Default for ReadOptions {
-    /// What [`crate::open_path`] uses: `sheet_threads` [`DEFAULT_SHEET_THREADS`].
+    /// What [`crate::open_path`] uses: `sheet_threads` 1 (the own parser,
+    /// inline on the reader thread).
     fn default() -> ReadOptions {
         ReadOptions {
             sheet_threads: DEFAULT_SHEET_THREADS,
