@@ -2520,6 +2520,34 @@ break</t></si><si><t>CR_x000D_LF</t></si>"#;
         same_as_calamine("empty sheetData", &bytes, Format::Xlsx, None, sparse, mb);
     }
 
+    /// What the own parser leaves to calamine mid-sheet (numbers in forms
+    /// it does not take) is read by calamine from there on: the same
+    /// records, no error.
+    #[test]
+    fn calamine_takes_over_mid_sheet() {
+        let mut xml = String::new();
+        for r in 1..=30_000 {
+            if r == 25_000 {
+                xml.push_str(&format!(
+                    r#"<row r="{r}"><c r="A{r}"><v>+1</v></c><c r="B{r}"><v>.5</v></c></row>"#
+                ));
+            } else {
+                xml.push_str(&format!(r#"<row r="{r}"><c r="A{r}"><v>{r}</v></c><c r="B{r}" t="inlineStr"><is><t>x{r}</t></is></c></row>"#));
+            }
+        }
+        let bytes = book(&xml, None, None, false, true);
+        let (sparse, mb) = default_limits();
+        let out = same_as_calamine("take over", &bytes, Format::Xlsx, None, sparse, mb);
+        assert!(out.error.is_none(), "{:?}", out.error);
+        assert_eq!(out.records.len(), 30_000);
+        assert!(out.own.1, "calamine took over");
+        assert!(
+            out.own.0 > 10_000,
+            "after {} cells of the own parser",
+            out.own.0
+        );
+    }
+
     /// The guards refuse the same sheets at the same point.
     #[test]
     fn guards_apply_to_the_own_parser() {
