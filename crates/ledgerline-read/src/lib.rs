@@ -49,6 +49,7 @@ use ledgerline_detect::{Detection, Format, TextLayout};
 
 pub use csv::{CsvLimits, DEFAULT_MAX_BATCH_BYTES};
 pub use excel::Layout as SheetLayout;
+pub use excel::ReadOptions;
 pub use parser::{CsvRangeParser, Parsed};
 
 /// What the report's `source` needs, plus reading facts.
@@ -122,8 +123,26 @@ pub trait RecordReader: Send {
 ///
 /// Sheet records are [`SheetLayout::Unpadded`] (one pass over the sheet):
 /// what validation needs. `ledgerline rows` uses [`open_path_padded`].
+/// An xlsx/xlsm sheet is read as [`ReadOptions::default`] says (the crate's
+/// own sheet parser on the reader thread); [`open_path_with`] takes another
+/// thread count.
 pub fn open_path(path: &Path, settings: &Settings) -> Result<Box<dyn RecordReader>, FileError> {
-    open_path_as(path, settings, SheetLayout::Unpadded)
+    open_path_as(
+        path,
+        settings,
+        SheetLayout::Unpadded,
+        ReadOptions::default(),
+    )
+}
+
+/// [`open_path`] with [`ReadOptions`]: how many threads parse an xlsx/xlsm
+/// sheet (`sheet_threads`; the records are the same whatever the number).
+pub fn open_path_with(
+    path: &Path,
+    settings: &Settings,
+    options: ReadOptions,
+) -> Result<Box<dyn RecordReader>, FileError> {
+    open_path_as(path, settings, SheetLayout::Unpadded, options)
 }
 
 /// [`open_path`] with sheet records [`SheetLayout::Padded`], as `ledgerline
@@ -132,13 +151,14 @@ pub fn open_path_padded(
     path: &Path,
     settings: &Settings,
 ) -> Result<Box<dyn RecordReader>, FileError> {
-    open_path_as(path, settings, SheetLayout::Padded)
+    open_path_as(path, settings, SheetLayout::Padded, ReadOptions::default())
 }
 
 fn open_path_as(
     path: &Path,
     settings: &Settings,
     layout: SheetLayout,
+    options: ReadOptions,
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let detection = ledgerline_detect::detect_path(path, settings)?;
     open_detected_as(path, &detection, settings, layout)
@@ -181,6 +201,7 @@ fn open_detected_as(
             detection.is_gzip(),
             settings,
             layout,
+            options,
         );
     }
     let layout = csv_layout(detection)?;
@@ -259,6 +280,7 @@ pub fn open_bytes(
             detection.is_gzip(),
             settings,
             SheetLayout::Unpadded,
+            ReadOptions::default(),
         );
     }
     let layout = csv_layout(&detection)?;

@@ -143,6 +143,27 @@ pub(crate) fn expansion_refused(name: &str, sheet: &str, limits: &Limits) -> Fil
     )
 }
 
+/// The size a streamed sheet part may inflate to (the limit `check_zip`
+/// applies to the sizes the zip directory declares).
+pub(crate) fn streamed_part_limit(budget: u64) -> u64 {
+    budget.saturating_mul(STREAMED_PART_FACTOR)
+}
+
+/// The refusal of a sheet part that inflates past
+/// [`streamed_part_limit`] (more than its zip entry declared).
+pub(crate) fn streamed_part_refused(name: &str, budget: u64) -> FileError {
+    unreadable(
+        name,
+        format!(
+            "refused: the sheet part inflates past {} MB, beyond the memory budget ({} MB allowed \
+             for it under memory_threshold {} MB)",
+            streamed_part_limit(budget) / MB,
+            streamed_part_limit(budget) / MB,
+            budget / MB
+        ),
+    )
+}
+
 /// The last path component of a zip entry name.
 fn base_name(part: &str) -> &str {
     part.rsplit('/').next().unwrap_or(part)
