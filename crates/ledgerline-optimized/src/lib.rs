@@ -41,6 +41,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use ledgerline_core::{FileError, FileErrorCode, FileProcessor, Report, RunContext, Settings};
+use ledgerline_detect::Format;
+use ledgerline_governor::Governor;
 use ledgerline_invoice::Rules;
 use ledgerline_scheduler::ScheduleError;
 use ledgerline_session::{self as session, check_cancel, guarded};
@@ -166,7 +168,18 @@ impl OptimizedProcessor {
                 }
             });
         }
-        let reader = ledgerline_read::open_detected(path, &detection, &self.settings)?;
+        // An xlsx/xlsm sheet is parsed by as many threads as validation
+        // may use (the reader thread inflates and cuts it; see
+        // `ledgerline_read::ReadOptions`).
+        let options = ledgerline_read::ReadOptions {
+            sheet_threads: match detection.format {
+                Format::Xlsx | Format::Xlsm if size >= self.sequential_below => {
+                    Governor::with_limits(&self.settings, run.limits).workers()
+                }
+                _ => 1,
+            },
+        };
+        let reader = ledgerline_read::open_detected(path, &detection, &self.settings, options)?;
         let mut report = self.streamed(rules, name, reader, size, run, started)?;
         report.metrics.notes.extend(fallback.map(str::to_string));
         Ok(report)

@@ -161,18 +161,19 @@ fn open_path_as(
     options: ReadOptions,
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let detection = ledgerline_detect::detect_path(path, settings)?;
-    open_detected_as(path, &detection, settings, layout)
+    open_detected_as(path, &detection, settings, layout, options)
 }
 
-/// [`open_path`] for a file already detected (with
+/// [`open_path_with`] for a file already detected (with
 /// `ledgerline_detect::detect_path` and the same settings): a caller that
 /// needed the detection itself does not detect twice.
 pub fn open_detected(
     path: &Path,
     detection: &Detection,
     settings: &Settings,
+    options: ReadOptions,
 ) -> Result<Box<dyn RecordReader>, FileError> {
-    open_detected_as(path, detection, settings, SheetLayout::Unpadded)
+    open_detected_as(path, detection, settings, SheetLayout::Unpadded, options)
 }
 
 fn open_detected_as(
@@ -180,6 +181,7 @@ fn open_detected_as(
     detection: &Detection,
     settings: &Settings,
     layout: SheetLayout,
+    options: ReadOptions,
 ) -> Result<Box<dyn RecordReader>, FileError> {
     let name = path.display().to_string();
     if detection.format != Format::Csv {
