@@ -31,7 +31,7 @@ use ledgerline_read::CsvRangeParser;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
 use ledgerline_session::{self as session, check_cancel, row_range};
 
-use crate::{schedule_error, OptimizedProcessor};
+use crate::{report_progress, schedule_error, OptimizedProcessor};
 
 /// Smallest block handed to a worker.
 const MIN_BLOCK: usize = 64 * 1024;
@@ -408,11 +408,7 @@ impl OptimizedProcessor {
                     Done::Failed(e) => return Err(e),
                 }
                 chunks += 1;
-                let counts = merger.counts();
-                run.report(
-                    bytes_read.load(Ordering::Relaxed),
-                    counts.total + counts.blank,
-                );
+                report_progress(run, &bytes_read, &merger);
                 Ok(())
             },
         );

@@ -38,12 +38,13 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use ledgerline_core::{FileError, FileErrorCode, FileProcessor, Report, RunContext, Settings};
 use ledgerline_detect::Format;
 use ledgerline_governor::Governor;
-use ledgerline_invoice::Rules;
+use ledgerline_invoice::{Merger, Rules};
 use ledgerline_scheduler::ScheduleError;
 use ledgerline_session::{self as session, check_cancel, guarded};
 
@@ -95,6 +96,16 @@ impl OptimizedProcessor {
         self.sequential_below = bytes;
         self
     }
+}
+
+/// Progress after a merged chunk: bytes read so far (by the reader
+/// thread), rows merged.
+fn report_progress(run: &RunContext, bytes_read: &AtomicU64, merger: &Merger) {
+    let counts = merger.counts();
+    run.report(
+        bytes_read.load(Ordering::Relaxed),
+        counts.total + counts.blank,
+    );
 }
 
 /// The file error for a run the scheduler stopped: the same errors as the

@@ -15,7 +15,7 @@ use ledgerline_read::RecordReader;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
 use ledgerline_session::{self as session, check_cancel, row_range, Session};
 
-use crate::{schedule_error, OptimizedProcessor};
+use crate::{report_progress, schedule_error, OptimizedProcessor};
 
 impl OptimizedProcessor {
     /// Runs a file through `reader`: the prelude, then on the calling
@@ -109,11 +109,7 @@ impl OptimizedProcessor {
                 |result| {
                     merger.push(result);
                     chunks += 1;
-                    let counts = merger.counts();
-                    run.report(
-                        bytes_read.load(Ordering::Relaxed),
-                        counts.total + counts.blank,
-                    );
+                    report_progress(run, &bytes_read, &merger);
                     Ok(())
                 },
             )

@@ -1982,6 +1982,16 @@ fn header_end(buf: &[u8]) -> Result<Option<Option<usize>>, ()> {
 mod tests {
     use super::*;
 
+    /// A seeded xorshift stream: `rnd(n)` is in `0..n` (0 when `n` is 0).
+    pub(super) fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        }
+    }
+
     #[test]
     fn cuts_only_at_row_starts_outside_comments_and_cdata() {
         let b = b"<row r=\"1\"><c/></row><row r=\"2\"></row><!-- <row r=\"9\"> --><rowx/>";
@@ -2031,13 +2041,7 @@ mod tests {
     /// The shortcut gives exactly `number_text` of the parsed value.
     #[test]
     fn short_decimals_as_number_text_writes_them() {
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut rnd = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n.max(1)
-        };
+        let mut rnd = xorshift(0x2545_F491_4F6C_DD1D);
         let mut cases: Vec<String> = [
             "0",
             "-0",
@@ -2614,13 +2618,7 @@ break</t></si><si><t>CR_x000D_LF</t></si>"#;
     /// A small seeded generator of sheets, each compared with calamine.
     #[test]
     fn random_sheets_read_as_calamine_reads_them() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut rnd = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n.max(1)
-        };
+        let mut rnd = super::tests::xorshift(0x9E37_79B9_7F4A_7C15);
         let (sparse, mb) = default_limits();
         let mut errors = 0;
         for case in 0..60 {
