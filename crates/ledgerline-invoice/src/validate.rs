@@ -351,7 +351,7 @@ impl<'a> Validator<'a> {
         out
     }
 
-    #[inline]
+    #[inline(always)]
     fn value<'r>(&self, record: &Row<'r>, field: Field) -> Option<Value<'r>> {
         let j = self.columns.get(field)?;
         let kind = record.record.kind(j);
@@ -605,7 +605,7 @@ impl<'a> Validator<'a> {
     }
 
     /// `cell_error` for an Excel error cell; true when reported.
-    #[inline]
+    #[inline(always)]
     fn cell_error(
         &self,
         v: Value<'_>,
@@ -625,7 +625,7 @@ impl<'a> Validator<'a> {
     }
 
     /// `missing_value` for an empty required field; true when reported.
-    #[inline]
+    #[inline(always)]
     fn missing(
         &self,
         v: Value<'_>,
@@ -644,7 +644,7 @@ impl<'a> Validator<'a> {
         false
     }
 
-    #[inline]
+    #[inline(always)]
     fn date_field<'r>(
         &self,
         record: &Row<'r>,
@@ -677,7 +677,7 @@ impl<'a> Validator<'a> {
 
     /// Parses a decimal field; `None` when unmapped, empty, or in error
     /// (errors reported).
-    #[inline]
+    #[inline(always)]
     fn decimal_field<'r>(
         &self,
         record: &Row<'r>,
@@ -704,7 +704,7 @@ impl<'a> Validator<'a> {
 
     /// A decimal from a text or number cell: Excel numbers are always `.`
     /// decimals; booleans and dates are not numbers.
-    #[inline]
+    #[inline(always)]
     fn parse_number(&self, v: Value<'_>, text: &str) -> Option<Decimal> {
         match v.kind {
             CellKind::Text => parse_decimal(text.as_bytes(), self.rules.decimal_separator),
