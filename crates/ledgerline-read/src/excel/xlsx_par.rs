@@ -1312,25 +1312,35 @@ impl Book {
         }
         let (r, style, typ) = cell_attrs(&e)?;
         let (row, col, rel) = match r {
-            Some(range) => (
-                row_and_col(range)?.0,
-                row_and_col(range)?.1.ok_or(Bad)?,
-                false,
-            ),
+            Some(range) => {
+                let (row, col) = row_and_col(range)?;
+                (row, col.ok_or(Bad)?, false)
+            }
             None => (pos.row, pos.col, !pos.known),
         };
+        let value = self.cell_value(&mut xml, style, typ)?;
+        pos.col = col.checked_add(1).ok_or(Bad)?;
+        self.push(out, row, col, rel, value, scratch);
+        usize::try_from(xml.buffer_position()).map_err(|_| Bad)
+    }
+
+    /// A cell's value: what follows its `<c …>` up to its `</c>` (the last
+    /// value element wins, as in calamine).
+    fn cell_value<'i>(
+        &self,
+        xml: &mut XmlReader<&'i [u8]>,
+        style: Option<&str>,
+        typ: Option<&str>,
+    ) -> R<Val<'i>> {
         let mut value = Val::Empty;
         loop {
             match xml.next()? {
-                Event::Start(v) => value = self.value(&mut xml, &v, style, typ)?,
-                Event::End(end) if end.local_name().as_ref() == "c" => break,
+                Event::Start(v) => value = self.value(xml, &v, style, typ)?,
+                Event::End(end) if end.local_name().as_ref() == "c" => return Ok(value),
                 Event::Eof => return Err(Bad),
                 _ => {}
             }
         }
-        pos.col = col.checked_add(1).ok_or(Bad)?;
-        self.push(out, row, col, rel, value, scratch);
-        usize::try_from(xml.buffer_position()).map_err(|_| Bad)
     }
 
     /// calamine's `next_cell` loop over `text` (which starts inside
@@ -1371,15 +1381,7 @@ impl Book {
                         }
                         None => (row_index, col_index, !known),
                     };
-                    let mut value = Val::Empty;
-                    loop {
-                        match xml.next()? {
-                            Event::Start(v) => value = self.value(&mut xml, &v, style, typ)?,
-                            Event::End(end) if end.local_name().as_ref() == "c" => break,
-                            Event::Eof => return Err(Bad),
-                            _ => {}
-                        }
-                    }
+                    let value = self.cell_value(&mut xml, style, typ)?;
                     col_index = col_index.checked_add(1).ok_or(Bad)?;
                     self.push(out, row, col, rel, value, scratch);
                 }
