@@ -67,6 +67,8 @@ struct RecordMeta {
     row: u64,
     fields_end: u32,
     status: RecordStatus,
+    /// The producer stated the record's fields are valid UTF-8.
+    utf8: bool,
 }
 
 /// A chunk of records: fields as bytes, with the row number and read status
@@ -206,6 +208,22 @@ impl RecordBatch {
     /// that first.)
     #[inline]
     pub fn finish_record(&mut self, row: u64, status: RecordStatus) {
+        self.finish(row, status, false);
+    }
+
+    /// [`RecordBatch::finish_record`] for a record whose producer checked
+    /// that, when its status is [`RecordStatus::Ok`], every field is valid
+    /// UTF-8 (or built it from `str`s): readers of the batch may then skip
+    /// their own check ([`Record::is_utf8`], true for `Ok` records only). A
+    /// producer that says so of invalid bytes gets them read as lossy text,
+    /// never a panic.
+    #[inline]
+    pub fn finish_utf8_record(&mut self, row: u64, status: RecordStatus) {
+        self.finish(row, status, status == RecordStatus::Ok);
+    }
+
+    #[inline]
+    fn finish(&mut self, row: u64, status: RecordStatus, utf8: bool) {
         let fields_end = match u32::try_from(self.ends.len()) {
             Ok(n) => n,
             Err(_) => {
@@ -219,6 +237,7 @@ impl RecordBatch {
             row,
             fields_end,
             status,
+            utf8,
         });
     }
 
@@ -271,6 +290,7 @@ impl RecordBatch {
             end: meta.fields_end as usize,
             row: meta.row,
             status: meta.status,
+            utf8: meta.utf8,
         }
     }
 
@@ -341,6 +361,7 @@ pub struct Record<'a> {
     end: usize,
     row: u64,
     status: RecordStatus,
+    utf8: bool,
 }
 
 impl<'a> Record<'a> {
@@ -354,6 +375,14 @@ impl<'a> Record<'a> {
     #[inline]
     pub fn status(&self) -> RecordStatus {
         self.status
+    }
+
+    /// Whether the producer stated every field is valid UTF-8
+    /// ([`RecordBatch::finish_utf8_record`]); false means unknown, not
+    /// invalid.
+    #[inline]
+    pub fn is_utf8(&self) -> bool {
+        self.utf8
     }
 
     /// The number of fields.
@@ -537,6 +566,25 @@ mod tests {
         let everything = again.split_off(0);
         assert!(again.is_empty());
         assert_eq!(read(&everything), all[1..]);
+    }
+
+    #[test]
+    fn utf8_is_stated_by_the_producer_for_ok_records_only() {
+        let mut b = RecordBatch::new();
+        b.push_field(b"a");
+        b.finish_record(1, RecordStatus::Ok);
+        b.push_field(b"b");
+        b.finish_utf8_record(2, RecordStatus::Ok);
+        b.push_field(b"\xff");
+        b.finish_utf8_record(3, RecordStatus::InvalidEncoding);
+        b.push_field(b"c");
+        b.finish_utf8_record(4, RecordStatus::Ok);
+        let flags = |b: &RecordBatch| b.iter().map(|r| r.is_utf8()).collect::<Vec<_>>();
+        assert_eq!(flags(&b), [false, true, false, true]);
+        // Moved records keep what was said of them.
+        let tail = b.split_off(1);
+        assert_eq!(flags(&b), [false]);
+        assert_eq!(flags(&tail), [true, false, true]);
     }
 
     #[test]

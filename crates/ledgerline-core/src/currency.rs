@@ -127,6 +127,17 @@ pub fn lookup(text: &str) -> Option<Currency> {
     }
 }
 
+/// [`lookup`] on bytes: bytes that are not UTF-8 are no code.
+#[inline]
+pub fn lookup_bytes(text: &[u8]) -> Option<Currency> {
+    if let &[a, b, c] = text {
+        if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() && c.is_ascii_alphabetic() {
+            return by_letters([a, b, c]);
+        }
+    }
+    std::str::from_utf8(text).ok().and_then(lookup)
+}
+
 /// The currency of three ASCII letters, either case.
 #[inline]
 fn by_letters(letters: [u8; 3]) -> Option<Currency> {

@@ -35,6 +35,17 @@ const POW10: [u128; 39] = {
     t
 };
 
+/// `10ⁿ` for `n` in `0..=19`: every power of ten that fits in `u64`.
+const POW10_U64: [u64; 20] = {
+    let mut t = [1u64; 20];
+    let mut i = 1;
+    while i < t.len() {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 /// An exact decimal: value = mantissa × 10^-scale. At most 15 significant digits, so
 /// |mantissa| < 10^15; scale may be large (`0.000…001` is valid: leading zeros don't count).
 ///
@@ -320,6 +331,9 @@ pub fn line_amounts(
     tax_rate: Decimal,
     minor: u32,
 ) -> LineAmounts {
+    if let Some(amounts) = line_amounts_i64(quantity, unit_price, tax_rate, minor) {
+        return amounts;
+    }
     // |i64 × i64| < 2¹²⁶: the net product always fits in i128.
     let a_m = i128::from(quantity.mantissa) * i128::from(unit_price.mantissa);
     let a_s = u64::from(quantity.scale) + u64::from(unit_price.scale);
@@ -341,6 +355,43 @@ pub fn line_amounts(
         tax: round_wide(b, minor),
         expected: round_sum(a, b, minor),
     }
+}
+
+/// [`line_amounts`] in `i64`, the usual case (a few digits each, small
+/// scales); `None` when anything would overflow.
+#[inline]
+fn line_amounts_i64(q: Decimal, p: Decimal, t: Decimal, minor: u32) -> Option<LineAmounts> {
+    let a_m = q.mantissa.checked_mul(p.mantissa)?;
+    let a_s = q.scale.checked_add(p.scale)?;
+    let b_m = a_m.checked_mul(t.mantissa)?;
+    let b_s = a_s.checked_add(t.scale)?;
+    // q×p×(1+t) = (a_m × 10^t_s + b_m) × 10^-(a_s + t_s).
+    let x_m = a_m
+        .checked_mul(i64::try_from(*POW10_U64.get(t.scale as usize)?).ok()?)?
+        .checked_add(b_m)?;
+    Some(LineAmounts {
+        net: round_i64(a_m, a_s, minor)?,
+        tax: round_i64(b_m, b_s, minor)?,
+        expected: round_i64(x_m, b_s, minor)?,
+    })
+}
+
+/// round(m × 10^-s) to `minor` digits in minor units, half away from zero,
+/// in 64-bit arithmetic; `None` when a power of ten above 10¹⁹ is needed.
+#[inline]
+fn round_i64(m: i64, s: u32, minor: u32) -> Option<i128> {
+    if s <= minor {
+        // |i64| × 10¹⁹ < 2¹²⁷: the product fits.
+        let p = *POW10_U64.get((minor - s) as usize)?;
+        return Some(i128::from(m) * i128::from(p));
+    }
+    let p = *POW10_U64.get((s - minor) as usize)?;
+    let mag = m.unsigned_abs();
+    let (q, r) = (mag / p, mag % p);
+    // Half away from zero: round the magnitude half up. p ≥ 10, so q + 1
+    // cannot overflow.
+    let q = i128::from(if r >= p - r { q + 1 } else { q });
+    Some(if m < 0 { -q } else { q })
 }
 
 /// [`line_amounts`] in `i128`; `None` when anything would overflow.
@@ -393,6 +444,18 @@ pub fn exceeds_tolerance(
     // Fast path: align the three values on one scale in i128. |i64| × 10¹⁸
     // fits; the expected amount may be large, so that product is checked.
     if s <= 18 {
+        // Usually everything fits in i64.
+        let align64 = |m: i64, from: u64| m.checked_mul(POW10_U64[(s - from) as usize] as i64);
+        let l = align64(line_total.mantissa, l_s);
+        let e = i64::try_from(expected_minor)
+            .ok()
+            .and_then(|e| align64(e, m_s));
+        let t = align64(tolerance.mantissa, t_s);
+        if let (Some(l), Some(e), Some(t)) = (l, e, t) {
+            if let Some(diff) = l.checked_sub(e) {
+                return diff.unsigned_abs() > t.unsigned_abs() || t < 0;
+            }
+        }
         let align = |m: i128, from: u64| m.checked_mul(POW10[(s - from) as usize] as i128);
         let l = align(i128::from(line_total.mantissa), l_s);
         let e = align(expected_minor, m_s);
@@ -404,6 +467,18 @@ pub fn exceeds_tolerance(
             }
         }
     }
+    exceeds_tolerance_wide(line_total, expected_minor, minor, tolerance)
+}
+
+/// [`exceeds_tolerance`] in 256-bit arithmetic, for every input.
+fn exceeds_tolerance_wide(
+    line_total: Decimal,
+    expected_minor: i128,
+    minor: u32,
+    tolerance: Decimal,
+) -> bool {
+    let (l_s, t_s) = (u64::from(line_total.scale), u64::from(tolerance.scale));
+    let m_s = u64::from(minor);
     // |d| > t  ⇔  d − t > 0  or  −d − t > 0.
     let l = (I256::from(line_total.mantissa), l_s);
     let e = (I256::from(expected_minor), m_s);
@@ -1099,7 +1174,7 @@ mod tests {
             state ^= state >> 27;
             state.wrapping_mul(0x2545_F491_4F6C_DD1D)
         };
-        let mut checked = 0;
+        let (mut checked, mut checked64) = (0, 0);
         for _ in 0..20_000 {
             let mut num = |digits: u64, neg: bool| {
                 let m = (next() % 10u64.pow((next() % digits + 1) as u32)) as i64;
@@ -1129,8 +1204,53 @@ mod tests {
             };
             assert_eq!(fast, wide, "{q:?} {p:?} {t:?} {minor}");
             checked += 1;
+            if let Some(fast64) = line_amounts_i64(q, p, t, minor) {
+                assert_eq!(fast64, wide, "i64: {q:?} {p:?} {t:?} {minor}");
+                checked64 += 1;
+            }
         }
         assert!(checked > 10_000, "{checked}");
+        assert!(checked64 > 2_000, "{checked64}");
+    }
+
+    /// The 64- and 128-bit tolerance checks agree with the 256-bit one.
+    #[test]
+    fn tolerance_paths_agree() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        };
+        let mut near = 0;
+        for _ in 0..50_000 {
+            let minor = [0, 2, 3, 4][(next() % 4) as usize];
+            let expected = (next() % 2_000_000) as i128 - 1_000_000;
+            // A line total close to the expected amount, at some scale.
+            let scale = (next() % 8) as u32;
+            let jitter = (next() % 2001) as i128 - 1000;
+            let Ok(mantissa) =
+                i64::try_from(expected * 10i128.pow(scale) / 10i128.pow(minor) + jitter)
+            else {
+                continue;
+            };
+            let line_total = dec(mantissa, scale);
+            let tolerance = match next() % 3 {
+                0 => dec(1, minor),
+                1 => dec((next() % 100) as i64, (next() % 6) as u32),
+                _ => dec(-((next() % 5) as i64), 2),
+            };
+            let fast = exceeds_tolerance(line_total, expected, minor, tolerance);
+            let wide = exceeds_tolerance_wide(line_total, expected, minor, tolerance);
+            assert_eq!(
+                fast, wide,
+                "{line_total:?} {expected} {minor} {tolerance:?}"
+            );
+            near += usize::from(!fast);
+        }
+        // Both answers occur.
+        assert!(near > 1_000, "{near}");
     }
 
     #[test]

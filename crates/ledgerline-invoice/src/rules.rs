@@ -110,6 +110,12 @@ impl Rules {
     /// Whether a trimmed value is one of the null tokens (ignoring case).
     #[inline]
     pub fn is_null(&self, value: &str) -> bool {
+        self.is_null_bytes(value.as_bytes())
+    }
+
+    /// [`Rules::is_null`] on bytes: bytes that are not UTF-8 are no token.
+    #[inline]
+    pub fn is_null_bytes(&self, value: &[u8]) -> bool {
         // Inlined: most values fail on length alone.
         self.null_length(value.len()) && self.is_null_token(value)
     }
@@ -122,8 +128,7 @@ impl Rules {
 
     /// [`Rules::is_null`] past the length test.
     #[inline(never)]
-    fn is_null_token(&self, value: &str) -> bool {
-        let bytes = value.as_bytes();
+    fn is_null_token(&self, bytes: &[u8]) -> bool {
         let first = bytes.first().copied().unwrap_or(0);
         if self.null_other.is_empty()
             && (first >= 128
@@ -138,10 +143,11 @@ impl Rules {
         {
             return true;
         }
-        !self.null_other.is_empty() && {
-            let lower = value.to_lowercase();
-            self.null_other.contains(&lower)
-        }
+        !self.null_other.is_empty()
+            && std::str::from_utf8(bytes).is_ok_and(|value| {
+                let lower = value.to_lowercase();
+                self.null_other.contains(&lower)
+            })
     }
 
     /// Whether a value is empty after trimming or a null token: the test of
@@ -149,9 +155,7 @@ impl Rules {
     #[inline]
     pub fn is_empty_value(&self, raw: &[u8]) -> bool {
         let t = trim_bytes(raw);
-        // A length no token has settles it without a UTF-8 check.
-        t.is_empty()
-            || (self.null_length(t.len()) && std::str::from_utf8(t).is_ok_and(|s| self.is_null(s)))
+        t.is_empty() || self.is_null_bytes(t)
     }
 }
 

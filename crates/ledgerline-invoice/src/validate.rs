@@ -257,20 +257,20 @@ fn span(text: &str, (a, b): (u32, u32)) -> &str {
     text.get(a as usize..b as usize).unwrap_or("")
 }
 
-/// A record with its text, checked as UTF-8 once.
+/// A record, and whether its fields are known to be UTF-8 (checked by its
+/// reader or, once, here).
 #[derive(Clone, Copy)]
 struct Row<'r> {
     record: Record<'r>,
-    text: Option<&'r str>,
-    /// The address of the record's data, which `text` spans.
-    base: usize,
+    utf8: bool,
 }
 
-/// One field's trimmed value and kind.
+/// One field's trimmed value and kind. The bytes are valid UTF-8: a field
+/// of a record that is not reads as empty.
 #[derive(Clone, Copy)]
 struct Value<'r> {
     kind: CellKind,
-    text: &'r str,
+    text: &'r [u8],
     empty: bool,
 }
 
@@ -314,9 +314,12 @@ impl<'a> Validator<'a> {
             ..ChunkResult::default()
         };
         let mut row_errors: Vec<RowError> = Vec::new();
+        // The candidates' texts, as bytes of fields known to be UTF-8:
+        // checked once for the chunk at the end.
+        let mut text = Vec::with_capacity(batch.data_len() / 3);
         for record in batch.iter() {
             row_errors.clear();
-            match self.check_record(&record, &mut row_errors, &mut out) {
+            match self.check_record(&record, &mut row_errors, &mut out, &mut text) {
                 Outcome::Blank => {
                     out.blank += 1;
                     // Only a sheet leaves out its trailing blank rows.
@@ -347,6 +350,9 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        out.text = String::from_utf8(text)
+            // Unreachable: every byte kept is of a field known to be UTF-8.
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         out.group();
         out
     }
@@ -355,18 +361,14 @@ impl<'a> Validator<'a> {
     fn value<'r>(&self, record: &Row<'r>, field: Field) -> Option<Value<'r>> {
         let j = self.columns.get(field)?;
         let kind = record.record.kind(j);
-        let trimmed = trim_bytes(record.record.field(j));
-        let text = match record.text {
-            // The field is a slice of the record's data: find it in the text.
-            Some(text) => {
-                let at = (trimmed.as_ptr() as usize).wrapping_sub(record.base);
-                text.get(at..at + trimmed.len()).unwrap_or("")
-            }
-            // Records reaching field checks are valid UTF-8 (mis-encoded
-            // records are rejected first); fall back to empty text defensively.
-            None => std::str::from_utf8(trimmed).unwrap_or(""),
-        };
-        let empty = text.is_empty() || self.rules.is_null(text);
+        let mut text = trim_bytes(record.record.field(j));
+        // Records reaching field checks are valid UTF-8 (mis-encoded
+        // records are rejected first); an invalid field of a record no
+        // reader vouched for reads as empty, defensively.
+        if !record.utf8 && std::str::from_utf8(text).is_err() {
+            text = b"";
+        }
+        let empty = text.is_empty() || self.rules.is_null_bytes(text);
         Some(Value { kind, text, empty })
     }
 
@@ -379,6 +381,7 @@ impl<'a> Validator<'a> {
         record: &Record<'_>,
         errors: &mut Vec<RowError>,
         out: &mut ChunkResult,
+        text: &mut Vec<u8>,
     ) -> Outcome {
         let row = record.row();
         match record.status() {
@@ -407,12 +410,10 @@ impl<'a> Validator<'a> {
         if self.is_blank(record) {
             return Outcome::Blank;
         }
-        // One UTF-8 check for the whole record; fields are slices of it.
-        let data = record.data();
+        // One UTF-8 check for the whole record, unless its reader made it.
         let record = &Row {
             record: *record,
-            text: std::str::from_utf8(data).ok(),
-            base: data.as_ptr() as usize,
+            utf8: record.is_utf8() || std::str::from_utf8(record.data()).is_ok(),
         };
         if self.check_field_count && record.record.len() != self.columns.header_len() {
             errors.push(whole_record(
@@ -426,12 +427,12 @@ impl<'a> Validator<'a> {
             ));
             return Outcome::Invalid;
         }
-        let mut err = |field: Field, code: ErrorCode, value: &str, message: String| {
+        let mut err = |field: Field, code: ErrorCode, value: &[u8], message: String| {
             errors.push(RowError {
                 row,
                 column: Some(field.name()),
                 code,
-                value: Some(cut(value)),
+                value: Some(cut(&String::from_utf8_lossy(value))),
                 message,
             });
         };
@@ -441,7 +442,7 @@ impl<'a> Validator<'a> {
         if let Some(v) = id {
             if !self.cell_error(v, Field::InvoiceId, &mut err)
                 && !self.missing(v, Field::InvoiceId, &mut err)
-                && v.text.chars().count() > MAX_INVOICE_ID
+                && longer_than(v.text, MAX_INVOICE_ID)
             {
                 err(
                     Field::InvoiceId,
@@ -542,15 +543,15 @@ impl<'a> Validator<'a> {
             Some((lt, _)) => round_to_minor(lt, minor),
             None => amounts.expected,
         };
-        let currency_text = currency_value.map_or("", |v| v.text);
+        let currency_text = currency_value.map_or(&b""[..], |v| v.text);
         let mut spans = [(0u32, 0u32); 4];
         for (k, s) in [idv.text, cv.text, currency_text, date_value.text]
             .into_iter()
             .enumerate()
         {
-            let a = out.text.len() as u32;
-            out.text.push_str(s);
-            spans[k] = (a, out.text.len() as u32);
+            let a = text.len() as u32;
+            text.extend_from_slice(s);
+            spans[k] = (a, text.len() as u32);
         }
         if self.outputs {
             let exact = |d: Decimal| Exact {
@@ -564,14 +565,14 @@ impl<'a> Validator<'a> {
             let text = |field| {
                 self.value(record, field)
                     .filter(|v| !v.empty)
-                    .map(|v| v.text.to_string())
+                    .map(|v| lossy(v.text))
             };
             let clean = CleanRow {
                 row,
-                invoice_id: idv.text.to_string(),
+                invoice_id: lossy(idv.text),
                 invoice_date: date.to_string(),
                 due_date: due.map(|(d, _)| d.to_string()),
-                customer_id: cv.text.to_string(),
+                customer_id: lossy(cv.text),
                 customer_name: text(Field::CustomerName),
                 sku: text(Field::Sku),
                 description: text(Field::Description),
@@ -610,14 +611,18 @@ impl<'a> Validator<'a> {
         &self,
         v: Value<'_>,
         field: Field,
-        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+        err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> bool {
         if v.kind == CellKind::Error {
             err(
                 field,
                 ErrorCode::CellError,
                 v.text,
-                format!("{} holds the error cell {}", field.name(), v.text),
+                format!(
+                    "{} holds the error cell {}",
+                    field.name(),
+                    String::from_utf8_lossy(v.text)
+                ),
             );
             return true;
         }
@@ -630,7 +635,7 @@ impl<'a> Validator<'a> {
         &self,
         v: Value<'_>,
         field: Field,
-        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+        err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> bool {
         if v.empty && is_required(field, self.rules) {
             err(
@@ -649,16 +654,16 @@ impl<'a> Validator<'a> {
         &self,
         record: &Row<'r>,
         field: Field,
-        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+        err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> Option<(Date, Value<'r>)> {
         let v = self.value(record, field)?;
         if self.cell_error(v, field, err) || self.missing(v, field, err) || v.empty {
             return None;
         }
         let date = match v.kind {
-            CellKind::Number => parse_decimal(v.text.as_bytes(), DecimalSeparator::Dot)
+            CellKind::Number => parse_decimal(v.text, DecimalSeparator::Dot)
                 .and_then(|serial| excel_serial_date(serial, self.date1904)),
-            CellKind::Date | CellKind::Text => parse_date(v.text.as_bytes(), self.order),
+            CellKind::Date | CellKind::Text => parse_date(v.text, self.order),
             CellKind::Bool | CellKind::Error => None,
         };
         match date {
@@ -682,7 +687,7 @@ impl<'a> Validator<'a> {
         &self,
         record: &Row<'r>,
         field: Field,
-        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+        err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> Option<(Decimal, Value<'r>)> {
         let v = self.value(record, field)?;
         if self.cell_error(v, field, err) || self.missing(v, field, err) || v.empty {
@@ -705,10 +710,10 @@ impl<'a> Validator<'a> {
     /// A decimal from a text or number cell: Excel numbers are always `.`
     /// decimals; booleans and dates are not numbers.
     #[inline(always)]
-    fn parse_number(&self, v: Value<'_>, text: &str) -> Option<Decimal> {
+    fn parse_number(&self, v: Value<'_>, text: &[u8]) -> Option<Decimal> {
         match v.kind {
-            CellKind::Text => parse_decimal(text.as_bytes(), self.rules.decimal_separator),
-            CellKind::Number => parse_decimal(text.as_bytes(), DecimalSeparator::Dot),
+            CellKind::Text => parse_decimal(text, self.rules.decimal_separator),
+            CellKind::Number => parse_decimal(text, DecimalSeparator::Dot),
             CellKind::Bool | CellKind::Date | CellKind::Error => None,
         }
     }
@@ -718,7 +723,7 @@ impl<'a> Validator<'a> {
     fn tax_rate(
         &self,
         record: &Row<'_>,
-        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+        err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> Option<Decimal> {
         let Some(v) = self.value(record, Field::TaxRate) else {
             return Some(Decimal::ZERO);
@@ -729,10 +734,9 @@ impl<'a> Validator<'a> {
         if v.empty {
             return Some(Decimal::ZERO);
         }
-        let parsed = match (v.kind, v.text.strip_suffix('%')) {
+        let parsed = match (v.kind, v.text.strip_suffix(b"%")) {
             (CellKind::Text, Some(rest)) => {
-                let rest = std::str::from_utf8(trim_bytes(rest.as_bytes())).unwrap_or("");
-                self.parse_number(v, rest).map(Decimal::percent)
+                self.parse_number(v, trim_bytes(rest)).map(Decimal::percent)
             }
             _ => self.parse_number(v, v.text),
         };
@@ -765,7 +769,7 @@ impl<'a> Validator<'a> {
     fn currency<'r>(
         &self,
         record: &Row<'r>,
-        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+        err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> (Option<Currency>, Option<Value<'r>>) {
         let v = self.value(record, Field::Currency);
         (self.currency_of(v, err), v)
@@ -774,7 +778,7 @@ impl<'a> Validator<'a> {
     fn currency_of(
         &self,
         v: Option<Value<'_>>,
-        err: &mut impl FnMut(Field, ErrorCode, &str, String),
+        err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> Option<Currency> {
         match v {
             None => self.rules.default_currency,
@@ -789,7 +793,7 @@ impl<'a> Validator<'a> {
                     self.missing(v, Field::Currency, err);
                     return None;
                 }
-                let found = currency::lookup(v.text);
+                let found = currency::lookup_bytes(v.text);
                 if found.is_none() {
                     err(
                         Field::Currency,
@@ -808,6 +812,25 @@ enum Outcome {
     Blank,
     Valid,
     Invalid,
+}
+
+/// Text known to be UTF-8 as a `String` (invalid bytes replaced, should
+/// there be any).
+fn lossy(text: &[u8]) -> String {
+    String::from_utf8_lossy(text).into_owned()
+}
+
+/// Whether UTF-8 text has more than `max` code points; counted only when
+/// its length in bytes could pass `max`.
+#[inline]
+fn longer_than(text: &[u8], max: usize) -> bool {
+    text.len() > max && text.iter().filter(|&&b| !is_continuation(b)).count() > max
+}
+
+/// A UTF-8 continuation byte (`10xxxxxx`).
+#[inline]
+fn is_continuation(b: u8) -> bool {
+    b & 0xC0 == 0x80
 }
 
 /// A record's fields as read, invalid bytes replaced.
@@ -859,5 +882,111 @@ mod raw_fields_tests {
             ["a", "", "café", "bad\u{fffd}", ""]
         );
         assert!(RawFields::default().to_vec().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::Validator;
+    use crate::columns::Columns;
+    use crate::rules::Rules;
+    use ledgerline_core::{DateOrder, ErrorCode, RecordBatch, RecordStatus, Settings};
+
+    /// Validates one record per row, each finished as stated by its reader
+    /// (`utf8`) or not.
+    fn validate(rows: &[(&[&[u8]], bool)]) -> super::ChunkResult {
+        let rules = Rules::new(&Settings::default()).unwrap();
+        let header: Vec<String> = [
+            "invoice_id",
+            "invoice_date",
+            "customer_id",
+            "quantity",
+            "unit_price",
+            "currency",
+        ]
+        .map(String::from)
+        .to_vec();
+        let columns = Columns::resolve(&header, &rules, "t.csv").unwrap();
+        let mut batch = RecordBatch::new();
+        for (i, (fields, utf8)) in rows.iter().enumerate() {
+            for f in *fields {
+                batch.push_field(f);
+            }
+            let row = i as u64 + 2;
+            if *utf8 {
+                batch.finish_utf8_record(row, RecordStatus::Ok);
+            } else {
+                batch.finish_record(row, RecordStatus::Ok);
+            }
+        }
+        Validator::new(&rules, &columns, DateOrder::Dmy, false, true).validate(&batch)
+    }
+
+    #[test]
+    fn fields_are_text_whoever_checked_them() {
+        let long_ok = "Ü".repeat(64);
+        let too_long = "Ü".repeat(65);
+        let r = validate(&[
+            // Checked here: valid, with non-ASCII text kept for the merge.
+            (
+                &[
+                    b"A-\xc3\xa9",
+                    b"2024-01-31",
+                    b"K\xc3\xbc",
+                    b"2",
+                    b"1.50",
+                    b"eur",
+                ],
+                false,
+            ),
+            // Stated by the reader: the same.
+            (&[b"B", b"2024-01-31", b"K", b"2", b"1.50", b"EUR"], true),
+            // Not stated, and not UTF-8: the bad field reads as empty.
+            (
+                &[b"C", b"2024-01-31", b"\xff", b"2", b"1.50", b"EUR"],
+                false,
+            ),
+            // 64 two-byte characters are not too long; 65 are.
+            (
+                &[long_ok.as_bytes(), b"2024-01-31", b"K", b"1", b"1", b"EUR"],
+                true,
+            ),
+            (
+                &[too_long.as_bytes(), b"2024-01-31", b"K", b"1", b"1", b"EUR"],
+                true,
+            ),
+            // A non-ASCII currency and a bad decimal keep their text in the error.
+            (
+                &[b"D", b"2024-01-31", b"K", b"2\xc2\xbd", b"1", b"\xc3\xa9ur"],
+                true,
+            ),
+        ]);
+        let ids: Vec<&str> = r.candidates.iter().map(|c| r.span(c, 0)).collect();
+        assert_eq!(ids, ["A-é", "B", long_ok.as_str()]);
+        assert_eq!(r.span(&r.candidates[0], 1), "Kü");
+        assert_eq!(r.span(&r.candidates[0], 2), "eur");
+        assert_eq!(r.span(&r.candidates[1], 3), "2024-01-31");
+        let errors: Vec<(u64, &str, ErrorCode, &str)> = r
+            .errors
+            .iter()
+            .map(|e| {
+                (
+                    e.row,
+                    e.column.unwrap_or(""),
+                    e.code,
+                    e.value.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                (4, "customer_id", ErrorCode::MissingValue, ""),
+                (6, "invoice_id", ErrorCode::ValueTooLong, too_long.as_str()),
+                (7, "quantity", ErrorCode::InvalidDecimal, "2½"),
+                (7, "currency", ErrorCode::UnknownCurrency, "éur"),
+            ]
+        );
+        assert_eq!(r.invalid, 3);
     }
 }

@@ -359,7 +359,8 @@ impl CsvRangeParser {
                     } else {
                         record_encoding(&data[self.record_base..st.committed])
                     };
-                    batch.finish_record(self.record_row, status);
+                    // Every stored byte of an `Ok` record was checked.
+                    batch.finish_utf8_record(self.record_row, status);
                     st.records += 1;
                     self.in_record = false;
                     self.core_in_record = false;
@@ -550,7 +551,7 @@ impl CsvRangeParser {
         // alone, so a later record starting with one is still handed to
         // csv-core a byte at a time.
         self.in_record = false;
-        batch.finish_record(self.record_row, status);
+        batch.finish_utf8_record(self.record_row, status);
         self.line += 1;
         st.records += 1;
     }
@@ -581,7 +582,7 @@ impl CsvRangeParser {
             };
             ends.push(u32::try_from(st.committed).map_err(|_| too_large())?);
             put_separator(data, &mut st.committed, b);
-            batch.finish_record(self.line, RecordStatus::Ok);
+            batch.finish_utf8_record(self.line, RecordStatus::Ok);
             self.line += 1;
             st.records += 1;
         }
@@ -979,6 +980,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ok_records_are_stated_utf8() {
+        // Fast path, csv-core (a quoted line break), an empty line, bad
+        // UTF-8 on both paths, a non-ASCII line, an open quote.
+        let input: &[u8] =
+            b"a,b\n\"x\ny\",2\n\nc\xC3,4\n\"\xC3\n\",5\n\xC3\xA9,\xC3\xBC\nlast,\"open";
+        let mut parser = CsvRangeParser::new(b',', 1);
+        let mut batch = RecordBatch::new();
+        parser.parse(input, true, &mut batch, 100).unwrap();
+        let got: Vec<(RecordStatus, bool)> =
+            batch.iter().map(|r| (r.status(), r.is_utf8())).collect();
+        use RecordStatus::*;
+        assert_eq!(
+            got,
+            [
+                (Ok, true),
+                (Ok, true),
+                (Ok, true),
+                (InvalidEncoding, false),
+                (InvalidEncoding, false),
+                (Ok, true),
+                (UnterminatedQuote, false),
+            ]
+        );
     }
 
     #[test]

@@ -337,7 +337,11 @@ impl RecordReader for ExcelReader {
                 batch.push_cell(kind, bytes);
                 cost = cost.saturating_add(bytes.len() + FIELD_COST);
             }
-            batch.finish_record(r.row(), r.status());
+            if r.is_utf8() {
+                batch.finish_utf8_record(r.row(), r.status());
+            } else {
+                batch.finish_record(r.row(), r.status());
+            }
             self.next += 1;
             n += 1;
         }
@@ -874,8 +878,9 @@ impl Chunk {
     /// Ends the record of sheet row `next_row` (0-based) and sends the
     /// batch once it is full, by records or by cost.
     fn end_record(&mut self, job: &Job, next_row: &mut u32) -> Flow {
+        // Every cell was pushed from a `str`.
         self.batch
-            .finish_record(u64::from(*next_row) + 1, RecordStatus::Ok);
+            .finish_utf8_record(u64::from(*next_row) + 1, RecordStatus::Ok);
         *next_row += 1;
         if self.batch.len() >= CHUNK_RECORDS || self.cost() >= CHUNK_BYTES {
             self.send(job)?;
