@@ -94,31 +94,18 @@ pub fn parse_date(text: &[u8], order: DateOrder) -> Option<Date> {
     // by position. Anything else takes the full grammar.
     if let [y0, y1, y2, y3, sep, m0, m1, sep2, d0, d1] = *text {
         if matches!(sep, b'-' | b'/') && sep2 == sep {
-            let digit = |b: u8| {
-                let d = b.wrapping_sub(b'0');
-                (d < 10).then_some(u32::from(d))
-            };
-            if let (
-                Some(y0),
-                Some(y1),
-                Some(y2),
-                Some(y3),
-                Some(m0),
-                Some(m1),
-                Some(d0),
-                Some(d1),
-            ) = (
-                digit(y0),
-                digit(y1),
-                digit(y2),
-                digit(y3),
-                digit(m0),
-                digit(m1),
-                digit(d0),
-                digit(d1),
-            ) {
-                let year = y0 * 1000 + y1 * 100 + y2 * 10 + y3;
-                return ymd_in_range(year, m0 * 10 + m1, d0 * 10 + d1);
+            // The eight digits as one word, first digit in the low byte.
+            let w = u64::from_le_bytes([y0, y1, y2, y3, m0, m1, d0, d1]);
+            const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+            const ZEROS: u64 = 0x3030_3030_3030_3030;
+            // Every byte is 0x30..=0x3F, and adding 6 leaves it there
+            // (its low nibble is at most 9): no carry crosses a byte.
+            if w & HIGH == ZEROS && (w + 0x0606_0606_0606_0606) & HIGH == ZEROS {
+                let d = w & 0x0F0F_0F0F_0F0F_0F0F;
+                // Byte pairs to numbers: bytes 0, 2, 4, 6 hold 10a + b.
+                let pairs = (d * 10 + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
+                let pair = |k: u32| (pairs >> (16 * k)) as u32 & 0xFF;
+                return ymd_in_range(pair(0) * 100 + pair(1), pair(2), pair(3));
             }
         }
     }
@@ -402,6 +389,21 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+        // Every byte value in every digit position (the word-wide digit
+        // test must refuse exactly the non-digits).
+        for at in [0, 1, 2, 3, 5, 6, 8, 9] {
+            for b in 0..=255u8 {
+                let mut text = *b"2020-02-06";
+                text[at] = b;
+                for order in [Dmy, Mdy] {
+                    assert_eq!(
+                        parse_date(&text, order),
+                        parse_date_general(&text, order),
+                        "{text:?}"
+                    );
                 }
             }
         }

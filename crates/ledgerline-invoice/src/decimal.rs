@@ -156,27 +156,38 @@ fn parse_plain(text: &[u8], point: u8) -> Option<Decimal> {
     if body.is_empty() || body.len() > MAX_SIGNIFICANT_DIGITS as usize + 1 {
         return None;
     }
+    // The integer digits, then (after the point) the fraction digits.
     let mut mantissa = 0i64;
-    let mut point_at = None;
-    for (i, &b) in body.iter().enumerate() {
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
         let d = b.wrapping_sub(b'0');
-        if d < 10 {
-            // At most 16 digits here: below 10¹⁶, no overflow.
-            mantissa = mantissa * 10 + i64::from(d);
-        } else if b == point && point_at.is_none() {
-            point_at = Some(i);
-        } else {
-            return None;
+        if d >= 10 {
+            break;
         }
+        // At most 16 digits here: below 10¹⁶, no overflow.
+        mantissa = mantissa * 10 + i64::from(d);
+        i += 1;
     }
-    let scale = match point_at {
-        // Digits are required on both sides of the point.
-        Some(i) if i == 0 || i + 1 == body.len() => return None,
-        Some(i) => body.len() - i - 1,
+    let scale = if i == body.len() {
         // 16 digits without a point: too many, or leading zeros the
         // general path counts properly.
-        None if body.len() > MAX_SIGNIFICANT_DIGITS as usize => return None,
-        None => 0,
+        if body.len() > MAX_SIGNIFICANT_DIGITS as usize {
+            return None;
+        }
+        0
+    } else {
+        // Digits are required on both sides of the point.
+        if body[i] != point || i == 0 || i + 1 == body.len() {
+            return None;
+        }
+        for &b in &body[i + 1..] {
+            let d = b.wrapping_sub(b'0');
+            if d >= 10 {
+                return None;
+            }
+            mantissa = mantissa * 10 + i64::from(d);
+        }
+        body.len() - i - 1
     };
     if mantissa == 0 {
         return Some(Decimal::ZERO);
@@ -414,6 +425,9 @@ fn line_amounts_small(a_m: i128, a_s: u64, t_m: i64, t_s: u64, minor: u32) -> Op
 ///
 /// Exact; saturates when the result does not fit in `i128`.
 pub fn round_to_minor(d: Decimal, minor: u32) -> i128 {
+    if let Some(r) = round_i64(d.mantissa, d.scale, minor) {
+        return r;
+    }
     round_scaled(i128::from(d.mantissa), u64::from(d.scale), minor)
 }
 

@@ -116,8 +116,18 @@ impl Rules {
     /// [`Rules::is_null`] on bytes: bytes that are not UTF-8 are no token.
     #[inline]
     pub fn is_null_bytes(&self, value: &[u8]) -> bool {
-        // Inlined: most values fail on length alone.
-        self.null_length(value.len()) && self.is_null_token(value)
+        // Inlined: most values fail on length or first byte alone.
+        self.null_length(value.len()) && self.null_start(value) && self.is_null_token(value)
+    }
+
+    /// Whether a value can start a null token: any non-ASCII first byte
+    /// when a token is not ASCII, else the first bytes of the tokens.
+    #[inline]
+    fn null_start(&self, value: &[u8]) -> bool {
+        let first = value.first().copied().unwrap_or(0);
+        !self.null_other.is_empty()
+            || (first < 128
+                && self.null_first[usize::from(first >> 6 & 1)] & (1 << (first & 63)) != 0)
     }
 
     /// Whether a value of `len` bytes can be a null token at all.
@@ -126,16 +136,9 @@ impl Rules {
         len >= self.null_len.0 && len <= self.null_len.1
     }
 
-    /// [`Rules::is_null`] past the length test.
+    /// [`Rules::is_null`] past the length and first-byte tests.
     #[inline(never)]
     fn is_null_token(&self, bytes: &[u8]) -> bool {
-        let first = bytes.first().copied().unwrap_or(0);
-        if self.null_other.is_empty()
-            && (first >= 128
-                || self.null_first[usize::from(first >> 6 & 1)] & (1 << (first & 63)) == 0)
-        {
-            return false;
-        }
         if self
             .null_ascii
             .iter()
