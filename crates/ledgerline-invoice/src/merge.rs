@@ -131,20 +131,17 @@ impl Merger {
         for g in &chunk.groups {
             let first = &chunk.candidates[g.first as usize];
             let id = chunk.span(first, 0);
-            let agree = match self.anchors.get(id) {
+            let anchor = Anchor {
+                customer: chunk.span(first, 1),
+                currency: first.currency,
+                date: first.date,
+            };
+            let agree = match self.anchors.get_or_insert(id, anchor) {
+                Some(a) => differs(&a, &chunk, first).is_none(),
                 None => {
-                    self.anchors.insert(
-                        id,
-                        Anchor {
-                            customer: chunk.span(first, 1),
-                            currency: first.currency,
-                            date: first.date,
-                        },
-                    );
                     self.sums[first.currency.index()].invoices += 1;
                     true
                 }
-                Some(a) => differs(&a, &chunk, first).is_none(),
             };
             if agree {
                 self.counts.valid += g.lines;

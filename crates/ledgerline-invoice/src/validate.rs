@@ -212,10 +212,17 @@ impl ChunkResult {
         let groups = &mut self.groups;
         let mut index: FxHashMap<&str, u32> =
             FxHashMap::with_capacity_and_hasher(candidates.len(), Default::default());
+        // An invoice's lines usually follow each other: the previous
+        // candidate's invoice is tried before the index.
+        let mut last: Option<(&str, u32)> = None;
         for i in 0..candidates.len() {
             let id = span(text, candidates[i].spans[0]);
-            let g = match index.get(id) {
-                Some(g) => *g,
+            let found = match last {
+                Some((last_id, g)) if last_id == id => Some(g),
+                _ => index.get(id).copied(),
+            };
+            let g = match found {
+                Some(g) => g,
                 None => {
                     groups.push(Group {
                         first: i as u32,
@@ -230,6 +237,7 @@ impl ChunkResult {
                     g
                 }
             };
+            last = Some((id, g));
             let first = groups[g as usize].first as usize;
             let matches = first == i || same_key(text, &candidates[first], &candidates[i]);
             let c = &mut candidates[i];
