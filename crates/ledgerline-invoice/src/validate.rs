@@ -212,6 +212,9 @@ impl ChunkResult {
         let groups = &mut self.groups;
         let mut index: FxHashMap<&str, u32> =
             FxHashMap::with_capacity_and_hasher(candidates.len(), Default::default());
+        // Invoices have a few lines each, typically: grown from there
+        // rather than from nothing.
+        groups.reserve(candidates.len() / 4 + 1);
         // An invoice's lines usually follow each other: the previous
         // candidate's invoice is tried before the index.
         let mut last: Option<(&str, u32)> = None;

@@ -400,8 +400,8 @@ impl CsvRangeParser {
     /// the closing quote followed by the delimiter or the line break
     /// (`"a, ""b"""` is `a, "b"`; a quote inside an unquoted field is
     /// text). Such a record is split exactly as `csv-core` would split it,
-    /// without running its state machine byte by byte: the delimiters and
-    /// quotes of the line are found eight bytes at a time ([`Specials`]),
+    /// without running its state machine byte by byte: the delimiters,
+    /// quotes and line breaks are found sixteen bytes at a time ([`Specials`]),
     /// and each run of unquoted fields is stored with one copy (their
     /// delimiters, and the line break, become the separators). Returns
     /// false, having consumed and kept nothing, when the record needs
@@ -418,81 +418,92 @@ impl CsvRangeParser {
         if !self.fed && rest.starts_with(UTF8_BOM) {
             return Ok(false);
         }
-        // The first line break; one inside a quoted field leaves an open
-        // quote before it, which sends the record to `csv-core` below.
-        let Some(nl) = memchr::memchr2(b'\n', b'\r', rest) else {
-            return Ok(false);
-        };
-        if nl > self.max_record_bytes {
+        let delimiter = self.delimiter;
+        if matches!(delimiter, b'"' | b'\n' | b'\r') {
+            // Not a delimiter the settings allow; `csv-core` reads it as
+            // it will.
             return Ok(false);
         }
+        // Only a line break at most `max_record_bytes` in is looked for:
+        // a longer line is `csv-core`'s to skip.
+        let scan = &rest[..rest.len().min(self.max_record_bytes.saturating_add(1))];
         let base = st.committed;
-        // The record stored is never longer than the line and its break.
-        if u32::try_from(base + nl + 1).is_err() {
-            return Err(too_large());
+        // The record stored is never longer than the line and its break;
+        // near the `u32` limit `csv-core` stores it, or says it is too
+        // large.
+        if u32::try_from(base.saturating_add(scan.len()).saturating_add(1)).is_err() {
+            return Ok(false);
         }
         let Some((data, ends)) = batch.text_buffers_mut() else {
             return Err(internal("a CSV batch cannot hold non-text cells"));
         };
         // Appended to, never written ahead: no room to zero first.
         data.truncate(base);
-        data.reserve(nl + 1);
         let first_field = ends.len();
-        let line = &rest[..nl];
-        let delimiter = self.delimiter;
-        let mut specials = Specials::new(line, delimiter);
+        let is_break = |b: u8| b == b'\n' || b == b'\r';
+        // The delimiters, quotes and line breaks, in order: the first line
+        // break outside quotes ends the record; one inside quotes sends it
+        // to `csv-core`.
+        let mut specials = Specials::new(scan, delimiter);
         // Unquoted fields from `run` (in the line) are stored from `run_out`
         // (in `data`) once the run ends.
         let mut run = 0;
         let mut run_out = base;
         let mut field = 0;
-        let complete = loop {
-            if line.get(field) != Some(&b'"') {
-                // Unquoted: up to the next delimiter, quotes being text.
+        // Where the line break is, once the record is complete.
+        let line_break = loop {
+            if scan.get(field) != Some(&b'"') {
+                // Unquoted: up to the next delimiter or line break, quotes
+                // being text.
                 let end = loop {
                     match specials.next() {
-                        Some(at) if line[at] == delimiter => break at,
+                        Some(at) if scan[at] == delimiter || is_break(scan[at]) => break Some(at),
                         Some(_) => {}
-                        None => break nl,
+                        None => break None,
                     }
                 };
+                let Some(end) = end else { break None };
                 ends.push((run_out + end - run) as u32);
-                if end == nl {
-                    break true;
+                if scan[end] != delimiter {
+                    break Some(end);
                 }
                 field = end + 1;
                 continue;
             }
             // A quoted field: store the run before it, then its text.
-            data.extend_from_slice(&line[run..field]);
+            data.extend_from_slice(&scan[run..field]);
             let mut piece = field + 1;
             let after = loop {
                 let q = loop {
                     match specials.next() {
                         Some(at) if at < piece => {}
-                        Some(at) if line[at] == b'"' => break Some(at),
+                        Some(at) if scan[at] == b'"' => break Some(at),
+                        Some(at) if is_break(scan[at]) => break None,
                         Some(_) => {}
                         None => break None,
                     }
                 };
                 let Some(q) = q else { break None };
-                let escaped = line.get(q + 1) == Some(&b'"');
+                let escaped = scan.get(q + 1) == Some(&b'"');
                 let to = if escaped { q + 1 } else { q };
-                data.extend_from_slice(&line[piece..to]);
+                data.extend_from_slice(&scan[piece..to]);
                 if !escaped {
                     break Some(q + 1);
                 }
                 piece = q + 2;
             };
             // Closed, and followed by the delimiter or the line break.
-            let Some(after) = after.filter(|&a| a == nl || line[a] == delimiter) else {
-                break false;
+            let Some((after, &next)) = after.and_then(|a| Some((a, scan.get(a)?))) else {
+                break None;
             };
+            if next != delimiter && !is_break(next) {
+                break None;
+            }
             ends.push(data.len() as u32);
-            if after == nl {
-                data.push(rest[nl]);
-                run = nl + 1;
-                break true;
+            if is_break(next) {
+                data.push(next);
+                run = after + 1;
+                break Some(after);
             }
             // The delimiter starts the next run: it is this field's separator.
             run = after;
@@ -501,18 +512,20 @@ impl CsvRangeParser {
             // Step past the delimiter just used.
             while specials.next().is_some_and(|at| at < after) {}
         };
-        if !complete {
+        let Some(nl) = line_break else {
             // Leave no trace: `csv-core` parses this record from its start.
             ends.truncate(first_field);
             data.truncate(base);
             return Ok(false);
-        }
+        };
         // The last run, with the line break as its last separator.
         if run <= nl {
-            data.extend_from_slice(&rest[run..=nl]);
+            data.extend_from_slice(&scan[run..=nl]);
         }
         let out = data.len();
-        let status = if specials.ascii() {
+        // Every block up to the line break was scanned (and maybe bytes of
+        // the next line: a non-ASCII one only costs this record a check).
+        let status = if specials.ascii_so_far() {
             RecordStatus::Ok
         } else {
             record_encoding(&data[base..out])
@@ -630,9 +643,9 @@ fn record_encoding(bytes: &[u8]) -> RecordStatus {
     }
 }
 
-/// The delimiters and quotes of a line (its line break excluded), in
-/// order, found sixteen bytes at a time ([`Block`]); and whether the line
-/// is ASCII.
+/// The delimiters, quotes and line breaks of a line and what follows it,
+/// in order, found sixteen bytes at a time ([`Block`]); and whether the
+/// bytes scanned are ASCII.
 struct Specials<'a> {
     line: &'a [u8],
     /// Where the next block starts.
@@ -659,7 +672,7 @@ impl<'a> Specials<'a> {
         }
     }
 
-    /// The position of the next delimiter or quote.
+    /// The position of the next delimiter, quote or line break.
     #[inline]
     fn next(&mut self) -> Option<usize> {
         while self.found == 0 {
@@ -691,9 +704,8 @@ impl<'a> Specials<'a> {
         Some(self.at + byte)
     }
 
-    /// Whether the line is ASCII; reads what is left of it.
-    fn ascii(&mut self) -> bool {
-        while self.next().is_some() {}
+    /// Whether every byte of the blocks scanned so far is ASCII.
+    fn ascii_so_far(&self) -> bool {
         !self.high
     }
 }
@@ -709,6 +721,8 @@ const BLOCK: usize = 16;
 struct Block {
     delimiter: safe_arch::m128i,
     quote: safe_arch::m128i,
+    lf: safe_arch::m128i,
+    cr: safe_arch::m128i,
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -717,11 +731,13 @@ impl Block {
         Block {
             delimiter: safe_arch::set_splat_i8_m128i(delimiter as i8),
             quote: safe_arch::set_splat_i8_m128i(b'"' as i8),
+            lf: safe_arch::set_splat_i8_m128i(b'\n' as i8),
+            cr: safe_arch::set_splat_i8_m128i(b'\r' as i8),
         }
     }
 
-    /// Bit `k` set when byte `k` is the delimiter or a quote; and whether
-    /// a byte is not ASCII.
+    /// Bit `k` set when byte `k` is the delimiter, a quote or a line
+    /// break; and whether a byte is not ASCII.
     #[inline]
     fn scan(&self, bytes: &[u8; BLOCK]) -> (u32, bool) {
         use safe_arch::{
@@ -729,8 +745,14 @@ impl Block {
         };
         let v = load_unaligned_m128i(bytes);
         let special = bitor_m128i(
-            cmp_eq_mask_i8_m128i(v, self.delimiter),
-            cmp_eq_mask_i8_m128i(v, self.quote),
+            bitor_m128i(
+                cmp_eq_mask_i8_m128i(v, self.delimiter),
+                cmp_eq_mask_i8_m128i(v, self.quote),
+            ),
+            bitor_m128i(
+                cmp_eq_mask_i8_m128i(v, self.lf),
+                cmp_eq_mask_i8_m128i(v, self.cr),
+            ),
         );
         (
             move_mask_i8_m128i(special) as u32,
@@ -754,6 +776,8 @@ struct SwarBlock {
 impl SwarBlock {
     const LOW: u64 = 0x7F7F_7F7F_7F7F_7F7F;
     const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
 
     fn new(delimiter: u8) -> SwarBlock {
         SwarBlock {
@@ -781,7 +805,12 @@ impl SwarBlock {
         let (lo, hi) = bytes.split_at(8);
         let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
         let (lo, hi) = (word(lo), word(hi));
-        let special = |w: u64| Self::equal(w, self.delimiter) | Self::equal(w, Self::QUOTES);
+        let special = |w: u64| {
+            Self::equal(w, self.delimiter)
+                | Self::equal(w, Self::QUOTES)
+                | Self::equal(w, Self::LFS)
+                | Self::equal(w, Self::CRS)
+        };
         (
             Self::gather(special(lo)) | Self::gather(special(hi)) << 8,
             (lo | hi) & !Self::LOW != 0,
@@ -1088,7 +1117,7 @@ mod tests {
                     bytes
                         .iter()
                         .enumerate()
-                        .filter(|(_, &b)| b == delimiter || b == b'"')
+                        .filter(|(_, &b)| matches!(b, b'"' | b'\n' | b'\r') || b == delimiter)
                         .fold(0u32, |m, (k, _)| m | 1 << k),
                     bytes.iter().any(|b| !b.is_ascii()),
                 );
