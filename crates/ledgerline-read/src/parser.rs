@@ -112,6 +112,8 @@ pub struct CsvRangeParser {
     record_raw: usize,
     /// The record in progress is too long: its output is thrown away.
     skipping: bool,
+    /// The fast path's byte finder for `delimiter`.
+    block: Block,
 }
 
 impl CsvRangeParser {
@@ -137,6 +139,7 @@ impl CsvRangeParser {
             max_batch_bytes: usize::MAX,
             record_raw: 0,
             skipping: false,
+            block: Block::new(delimiter),
         }
     }
 
@@ -440,16 +443,35 @@ impl CsvRangeParser {
         // Appended to, never written ahead: no room to zero first.
         data.truncate(base);
         let first_field = ends.len();
+        // Up to its first quote a line's fields end at its delimiters;
+        // a line with no quote is stored with one copy.
+        let (field, mut specials) = match plain_line(&self.block, scan, base, ends) {
+            Plain::Line { nl, ascii } => {
+                data.extend_from_slice(&scan[..=nl]);
+                let out = data.len();
+                let status = if ascii {
+                    RecordStatus::Ok
+                } else {
+                    record_encoding(&data[base..out])
+                };
+                self.finish_fast(input, nl, out, status, batch, st);
+                return Ok(true);
+            }
+            Plain::Quote { field, specials } => (field, specials),
+            Plain::Open => {
+                ends.truncate(first_field);
+                return Ok(false);
+            }
+        };
         let is_break = |b: u8| b == b'\n' || b == b'\r';
         // The delimiters, quotes and line breaks, in order: the first line
         // break outside quotes ends the record; one inside quotes sends it
         // to `csv-core`.
-        let mut specials = Specials::new(scan, delimiter);
         // Unquoted fields from `run` (in the line) are stored from `run_out`
         // (in `data`) once the run ends.
         let mut run = 0;
         let mut run_out = base;
-        let mut field = 0;
+        let mut field = field;
         // Where the line break is, once the record is complete.
         let line_break = loop {
             if scan.get(field) != Some(&b'"') {
@@ -661,14 +683,28 @@ struct Specials<'a> {
 }
 
 impl<'a> Specials<'a> {
-    fn new(line: &'a [u8], delimiter: u8) -> Specials<'a> {
+    /// Specials from block `at` of `line` (whose masks are `m`) on, the
+    /// first handed out at `from` (in that block) or later; `high` says
+    /// whether the bytes before were ASCII.
+    fn resume(
+        line: &'a [u8],
+        block: Block,
+        at: usize,
+        m: Masks,
+        from: usize,
+        high: bool,
+    ) -> Specials<'a> {
+        let all = m.delimiters | m.quotes | m.breaks;
         Specials {
             line,
-            next: 0,
-            at: 0,
-            found: 0,
-            block: Block::new(delimiter),
-            high: false,
+            next: at + BLOCK,
+            at,
+            found: match from.checked_sub(at) {
+                Some(k) if k > 0 => all & u32::MAX.checked_shl(k as u32).unwrap_or(0),
+                _ => all,
+            },
+            block,
+            high: high || m.high,
         }
     }
 
@@ -679,23 +715,9 @@ impl<'a> Specials<'a> {
             if self.next >= self.line.len() {
                 return None;
             }
-            let (found, high) = match self
-                .line
-                .get(self.next..self.next + BLOCK)
-                .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
-            {
-                Some(bytes) => self.block.scan(bytes),
-                None => {
-                    // The last few bytes, padded with a byte that is not special.
-                    let mut bytes = [b'a'; BLOCK];
-                    for (w, &b) in bytes.iter_mut().zip(&self.line[self.next..]) {
-                        *w = b;
-                    }
-                    self.block.scan(&bytes)
-                }
-            };
-            self.high |= high;
-            self.found = found;
+            let m = block_at(&self.block, self.line, self.next);
+            self.high |= m.high;
+            self.found = m.delimiters | m.quotes | m.breaks;
             self.at = self.next;
             self.next += BLOCK;
         }
@@ -713,11 +735,101 @@ impl<'a> Specials<'a> {
 /// Bytes [`Block::scan`] looks at at once.
 const BLOCK: usize = 16;
 
+/// What [`Block::scan`] finds in sixteen bytes: bit `k` of a mask is byte
+/// `k`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Masks {
+    delimiters: u32,
+    quotes: u32,
+    /// `\n` and `\r`.
+    breaks: u32,
+    /// A byte is not ASCII.
+    high: bool,
+}
+
+/// The masks of the sixteen bytes of `bytes` from `at`, the last few
+/// padded with a byte that is not special.
+#[inline]
+fn block_at(block: &Block, bytes: &[u8], at: usize) -> Masks {
+    match bytes
+        .get(at..at + BLOCK)
+        .and_then(|b| <&[u8; BLOCK]>::try_from(b).ok())
+    {
+        Some(b) => block.scan(b),
+        None => {
+            let mut padded = [b'a'; BLOCK];
+            for (w, &b) in padded.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
+                *w = b;
+            }
+            block.scan(&padded)
+        }
+    }
+}
+
+/// How far [`plain_line`] read a line.
+enum Plain<'a> {
+    /// No quote before the line break at `nl`; the bytes scanned were
+    /// ASCII or not.
+    Line { nl: usize, ascii: bool },
+    /// A quote before any line break: the field holding it starts at
+    /// `field`; `specials` go on from there.
+    Quote {
+        field: usize,
+        specials: Specials<'a>,
+    },
+    /// No line break in `scan`, and no quote.
+    Open,
+}
+
+/// A line's fields up to its first quote or line break within `scan`:
+/// pushes their ends (`base` plus each delimiter's position, then the line
+/// break's when no quote came first).
+#[inline]
+fn plain_line<'a>(block: &Block, scan: &'a [u8], base: usize, ends: &mut Vec<u32>) -> Plain<'a> {
+    let mut high = false;
+    let mut at = 0;
+    let mut field = 0;
+    while at < scan.len() {
+        let m = block_at(block, scan, at);
+        // The bits before the first line break (all of them without one).
+        let before_break = m.breaks.wrapping_sub(1) & !m.breaks;
+        let quotes = m.quotes & before_break;
+        // The bits before the first quote or line break.
+        let before = if quotes != 0 {
+            quotes.wrapping_sub(1) & !quotes & before_break
+        } else {
+            before_break
+        };
+        let mut d = m.delimiters & before;
+        while d != 0 {
+            let k = d.trailing_zeros() as usize;
+            // `base` plus a position in `scan` fits: the caller checked.
+            ends.push((base + at + k) as u32);
+            field = at + k + 1;
+            d &= d - 1;
+        }
+        if quotes != 0 {
+            return Plain::Quote {
+                field,
+                specials: Specials::resume(scan, *block, at, m, field, high),
+            };
+        }
+        high |= m.high;
+        if m.breaks != 0 {
+            let nl = at + m.breaks.trailing_zeros() as usize;
+            ends.push((base + nl) as u32);
+            return Plain::Line { nl, ascii: !high };
+        }
+        at += BLOCK;
+    }
+    Plain::Open
+}
+
 /// Finds the delimiters and quotes of sixteen bytes: SSE2 on x86-64 (every
 /// x86-64 processor has it; `safe_arch` wraps the intrinsics), words
 /// elsewhere ([`SwarBlock`]).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Block {
     delimiter: safe_arch::m128i,
     quote: safe_arch::m128i,
@@ -736,28 +848,25 @@ impl Block {
         }
     }
 
-    /// Bit `k` set when byte `k` is the delimiter, a quote or a line
-    /// break; and whether a byte is not ASCII.
+    /// The delimiters, quotes and line breaks of `bytes`, and whether a
+    /// byte is not ASCII.
     #[inline]
-    fn scan(&self, bytes: &[u8; BLOCK]) -> (u32, bool) {
+    fn scan(&self, bytes: &[u8; BLOCK]) -> Masks {
         use safe_arch::{
             bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
         };
         let v = load_unaligned_m128i(bytes);
-        let special = bitor_m128i(
-            bitor_m128i(
-                cmp_eq_mask_i8_m128i(v, self.delimiter),
-                cmp_eq_mask_i8_m128i(v, self.quote),
-            ),
-            bitor_m128i(
-                cmp_eq_mask_i8_m128i(v, self.lf),
-                cmp_eq_mask_i8_m128i(v, self.cr),
-            ),
+        let mask = |pattern| move_mask_i8_m128i(cmp_eq_mask_i8_m128i(v, pattern)) as u32;
+        let breaks = bitor_m128i(
+            cmp_eq_mask_i8_m128i(v, self.lf),
+            cmp_eq_mask_i8_m128i(v, self.cr),
         );
-        (
-            move_mask_i8_m128i(special) as u32,
-            move_mask_i8_m128i(v) != 0,
-        )
+        Masks {
+            delimiters: mask(self.delimiter),
+            quotes: mask(self.quote),
+            breaks: move_mask_i8_m128i(breaks) as u32,
+            high: move_mask_i8_m128i(v) != 0,
+        }
     }
 }
 
@@ -766,7 +875,7 @@ type Block = SwarBlock;
 
 /// [`Block`] in plain 64-bit words: two words of eight bytes, each byte
 /// compared exactly (no carries cross bytes).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 struct SwarBlock {
     delimiter: u64,
@@ -801,20 +910,17 @@ impl SwarBlock {
     }
 
     #[inline]
-    fn scan(&self, bytes: &[u8; BLOCK]) -> (u32, bool) {
+    fn scan(&self, bytes: &[u8; BLOCK]) -> Masks {
         let (lo, hi) = bytes.split_at(8);
         let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
         let (lo, hi) = (word(lo), word(hi));
-        let special = |w: u64| {
-            Self::equal(w, self.delimiter)
-                | Self::equal(w, Self::QUOTES)
-                | Self::equal(w, Self::LFS)
-                | Self::equal(w, Self::CRS)
-        };
-        (
-            Self::gather(special(lo)) | Self::gather(special(hi)) << 8,
-            (lo | hi) & !Self::LOW != 0,
-        )
+        let mask = |f: &dyn Fn(u64) -> u64| Self::gather(f(lo)) | Self::gather(f(hi)) << 8;
+        Masks {
+            delimiters: mask(&|w| Self::equal(w, self.delimiter)),
+            quotes: mask(&|w| Self::equal(w, Self::QUOTES)),
+            breaks: mask(&|w| Self::equal(w, Self::LFS) | Self::equal(w, Self::CRS)),
+            high: (lo | hi) & !Self::LOW != 0,
+        }
     }
 }
 
@@ -1113,14 +1219,19 @@ mod tests {
                 *b = alphabet[(state % alphabet.len() as u64) as usize];
             }
             for delimiter in [b',', b';', b'\t'] {
-                let expected = (
+                let mask = |f: &dyn Fn(u8) -> bool| {
                     bytes
                         .iter()
                         .enumerate()
-                        .filter(|(_, &b)| matches!(b, b'"' | b'\n' | b'\r') || b == delimiter)
-                        .fold(0u32, |m, (k, _)| m | 1 << k),
-                    bytes.iter().any(|b| !b.is_ascii()),
-                );
+                        .filter(|(_, &b)| f(b))
+                        .fold(0u32, |m, (k, _)| m | 1 << k)
+                };
+                let expected = Masks {
+                    delimiters: mask(&|b| b == delimiter),
+                    quotes: mask(&|b| b == b'"'),
+                    breaks: mask(&|b| b == b'\n' || b == b'\r'),
+                    high: bytes.iter().any(|b| !b.is_ascii()),
+                };
                 assert_eq!(Block::new(delimiter).scan(&bytes), expected, "{bytes:?}");
                 assert_eq!(
                     SwarBlock::new(delimiter).scan(&bytes),

@@ -63,6 +63,36 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    /// Lines with no quote at all (the path that stores a line with one
+    /// copy), long enough to span many sixteen-byte blocks, with a rare
+    /// quote so both paths meet in one input.
+    #[test]
+    fn quoteless_lines_equal_csv_core(
+        bytes in prop::collection::vec(
+            prop::sample::select(vec![
+                b'a', b'b', b'a', b'b', b'1', b'.', b',', b';', b',', b'\t', b'\r', b'\n', b' ',
+                0xC3, 0xA9, 0xFF,
+            ]),
+            0..600,
+        ),
+        quote_at in prop::option::of(0usize..600),
+        delimiter in prop::sample::select(vec![b',', b';', b'\t']),
+        piece in 1usize..40,
+    ) {
+        let mut bytes = bytes;
+        if let Some(at) = quote_at.filter(|&at| at < bytes.len()) {
+            bytes[at] = b'"';
+        }
+        let whole = parse(&bytes, usize::MAX, delimiter);
+        let bytewise = parse(&bytes, 1, delimiter);
+        prop_assert_eq!(&whole, &bytewise);
+        prop_assert_eq!(parse(&bytes, piece, delimiter), bytewise);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
     /// With a small `max_record_bytes`, the fast path (which leaves long
     /// lines to `csv-core`) and `csv-core` alone (byte by byte, and in odd
     /// pieces) find the same too-long records, rows and fields.
