@@ -135,7 +135,8 @@ fn ymd_in_range(y: u32, m: u32, d: u32) -> Option<Date> {
     Some(Date(era * 146_097 + doe - 719_468))
 }
 
-/// [`parse_date`] by the full grammar.
+/// [`parse_date`] by the full grammar (out of line: rare).
+#[inline(never)]
 fn parse_date_general(text: &[u8], order: DateOrder) -> Option<Date> {
     let mut c = Cursor { b: text, i: 0 };
     if text.len() > 4 && text[..4].iter().all(u8::is_ascii_digit) && matches!(text[4], b'-' | b'/')

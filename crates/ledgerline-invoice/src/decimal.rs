@@ -146,7 +146,7 @@ pub fn parse_decimal(text: &[u8], sep: DecimalSeparator) -> Option<Decimal> {
 
 /// The common shape `-?D+(.D+)?` with at most 15 digits, where `.` is
 /// `point`; `None` for anything else, valid or not.
-#[inline]
+#[inline(always)]
 fn parse_plain(text: &[u8], point: u8) -> Option<Decimal> {
     let (negative, body) = match text {
         [b'-', rest @ ..] => (true, rest),
@@ -199,7 +199,8 @@ fn parse_plain(text: &[u8], point: u8) -> Option<Decimal> {
     })
 }
 
-/// [`parse_decimal`] by the full grammar.
+/// [`parse_decimal`] by the full grammar (out of line: rare).
+#[inline(never)]
 fn parse_decimal_general(text: &[u8], sep: DecimalSeparator) -> Option<Decimal> {
     let (negative, body) = match text {
         [b'(', inner @ .., b')'] => (true, inner),

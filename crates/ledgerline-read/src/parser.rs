@@ -11,7 +11,9 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Output room handed to `csv-core` at first; doubled whenever one field
 /// outgrows it (up to the record limit), and back to this after the record.
-const INITIAL_SLACK: usize = 64 * 1024;
+/// Small: it is zeroed whenever `csv-core` takes a record (one per input
+/// block, the record cut at its end, in the usual file).
+const INITIAL_SLACK: usize = 8 * 1024;
 
 /// Field ends taken from `csv-core` per call at most: a record of millions
 /// of fields is read in several calls rather than with a huge buffer.
