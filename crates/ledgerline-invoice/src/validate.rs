@@ -328,9 +328,10 @@ impl<'a> Validator<'a> {
         // The candidates' texts, as bytes of fields known to be UTF-8:
         // checked once for the chunk at the end.
         let mut text = Vec::with_capacity(batch.data_len() / 3);
+        let mut dates = DateCache::default();
         for record in batch.iter() {
             row_errors.clear();
-            match self.check_record(&record, &mut row_errors, &mut out, &mut text) {
+            match self.check_record(&record, &mut row_errors, &mut out, &mut text, &mut dates) {
                 Outcome::Blank => {
                     out.blank += 1;
                     // Only a sheet leaves out its trailing blank rows.
@@ -393,6 +394,7 @@ impl<'a> Validator<'a> {
         errors: &mut Vec<RowError>,
         out: &mut ChunkResult,
         text: &mut Vec<u8>,
+        dates: &mut DateCache,
     ) -> Outcome {
         let row = record.row();
         match record.status() {
@@ -464,8 +466,8 @@ impl<'a> Validator<'a> {
             }
         }
         // invoice_date, due_date
-        let issue = self.date_field(record, Field::InvoiceDate, &mut err);
-        let due = self.date_field(record, Field::DueDate, &mut err);
+        let issue = self.date_field(record, Field::InvoiceDate, dates, &mut err);
+        let due = self.date_field(record, Field::DueDate, dates, &mut err);
         // customer_id
         let customer = self.value(record, Field::CustomerId);
         if let Some(v) = customer {
@@ -665,6 +667,7 @@ impl<'a> Validator<'a> {
         &self,
         record: &Row<'r>,
         field: Field,
+        dates: &mut DateCache,
         err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> Option<(Date, Value<'r>)> {
         let v = self.value(record, field)?;
@@ -674,7 +677,9 @@ impl<'a> Validator<'a> {
         let date = match v.kind {
             CellKind::Number => parse_decimal(v.text, DecimalSeparator::Dot)
                 .and_then(|serial| excel_serial_date(serial, self.date1904)),
-            CellKind::Date | CellKind::Text => parse_date(v.text, self.order),
+            CellKind::Date | CellKind::Text => {
+                dates.parse(usize::from(field == Field::DueDate), v.text, self.order)
+            }
             CellKind::Bool | CellKind::Error => None,
         };
         match date {
@@ -825,6 +830,32 @@ enum Outcome {
     Invalid,
 }
 
+/// The last ISO-shaped text of each date field and what it read as: the
+/// lines of an invoice usually repeat its dates, so most rows parse none.
+#[derive(Default)]
+struct DateCache {
+    last: [Option<([u8; 10], Option<Date>)>; 2],
+}
+
+impl DateCache {
+    /// [`parse_date`] of `text` for date field `slot`.
+    #[inline]
+    fn parse(&mut self, slot: usize, text: &[u8], order: DateOrder) -> Option<Date> {
+        let Ok(key) = <[u8; 10]>::try_from(text) else {
+            return parse_date(text, order);
+        };
+        let last = &mut self.last[slot & 1];
+        match last {
+            Some((k, date)) if *k == key => *date,
+            _ => {
+                let date = parse_date(text, order);
+                *last = Some((key, date));
+                date
+            }
+        }
+    }
+}
+
 /// Text known to be UTF-8 as a `String` (invalid bytes replaced, should
 /// there be any).
 fn lossy(text: &[u8]) -> String {
@@ -893,6 +924,47 @@ mod raw_fields_tests {
             ["a", "", "café", "bad\u{fffd}", ""]
         );
         assert!(RawFields::default().to_vec().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod date_cache_tests {
+    use super::DateCache;
+    use crate::date::parse_date;
+    use ledgerline_core::DateOrder;
+
+    #[test]
+    fn the_cache_reads_as_parse_date() {
+        let texts: [&[u8]; 9] = [
+            b"2024-01-31",
+            b"2024-01-31",
+            b"2024-02-30",
+            b"2024-02-30",
+            b"31/01/2024",
+            b"31/01/2024",
+            b"2024-1-31",
+            b"2024-01-31",
+            b"01/02/2024",
+        ];
+        for order in [DateOrder::Dmy, DateOrder::Mdy] {
+            let mut cache = DateCache::default();
+            for (i, text) in texts.iter().enumerate() {
+                // Both slots, in turn and interleaved.
+                for slot in [i % 2, 0, 1] {
+                    assert_eq!(
+                        cache.parse(slot, text, order),
+                        parse_date(text, order),
+                        "{text:?} {order:?}"
+                    );
+                }
+            }
+        }
+        // A valid date, then another: the second is not the first's.
+        let mut cache = DateCache::default();
+        let a = cache.parse(0, b"2024-01-31", DateOrder::Dmy);
+        let b = cache.parse(0, b"2024-02-01", DateOrder::Dmy);
+        assert_ne!(a, b);
+        assert_eq!(b, parse_date(b"2024-02-01", DateOrder::Dmy));
     }
 }
 
