@@ -313,6 +313,14 @@ impl OptimizedProcessor {
             ((plan.chunk_rows as f64 * bytes_per_row) as usize).clamp(1, MAX_BLOCK)
         });
 
+        // A block's batch is sized once from its bytes (records of about
+        // `bytes_per_row`, each field a `u32` end) rather than grown by
+        // doubling: less allocation churn, and no batch twice too big.
+        let columns = prelude.columns.header_len().max(1);
+        let batch_for = |bytes: usize| {
+            let records = (bytes as f64 / bytes_per_row.max(1.0) * 1.1) as usize + 1;
+            RecordBatch::with_capacity(records, columns, bytes + 64)
+        };
         let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true)
             .with_outputs(run.rows.is_some());
         let mut merger = ledgerline_session::merger_for(&rules, &prelude, run);
@@ -349,7 +357,7 @@ impl OptimizedProcessor {
                     Done::Parsed(validator.validate(batch))
                 }
                 Work::Raw(block) => {
-                    let mut batch = RecordBatch::new();
+                    let mut batch = batch_for(block.bytes.len());
                     match parse_block(block, delimiter, max_record, 1, &mut batch) {
                         Ok(lines) => {
                             // Caught here rather than by the scheduler, so the
