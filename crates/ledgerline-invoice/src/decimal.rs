@@ -482,22 +482,20 @@ pub fn exceeds_tolerance(
             }
         }
     }
-    exceeds_tolerance_wide(line_total, expected_minor, minor, tolerance)
+    exceeds_tolerance_wide(
+        (line_total.mantissa, l_s),
+        (expected_minor, m_s),
+        (tolerance.mantissa, t_s),
+    )
 }
 
-/// [`exceeds_tolerance`] in 256-bit arithmetic, for every input.
-fn exceeds_tolerance_wide(
-    line_total: Decimal,
-    expected_minor: i128,
-    minor: u32,
-    tolerance: Decimal,
-) -> bool {
-    let (l_s, t_s) = (u64::from(line_total.scale), u64::from(tolerance.scale));
-    let m_s = u64::from(minor);
+/// [`exceeds_tolerance`] in 256-bit arithmetic, for every input: the line
+/// total, the expected amount and the tolerance as (mantissa, scale).
+fn exceeds_tolerance_wide(l: (i64, u64), e: (i128, u64), t: (i64, u64)) -> bool {
     // |d| > t  ⇔  d − t > 0  or  −d − t > 0.
-    let l = (I256::from(line_total.mantissa), l_s);
-    let e = (I256::from(expected_minor), m_s);
-    let t = (I256::from(tolerance.mantissa), t_s);
+    let l = (I256::from(l.0), l.1);
+    let e = (I256::from(e.0), e.1);
+    let t = (I256::from(t.0), t.1);
     sign_of_sum(&mut [l, (-e.0, e.1), (-t.0, t.1)]) == Ordering::Greater
         || sign_of_sum(&mut [(-l.0, l.1), e, (-t.0, t.1)]) == Ordering::Greater
 }
@@ -1178,17 +1176,20 @@ mod tests {
         }
     }
 
-    /// The i128 fast path and the 256-bit path agree wherever both apply.
-    #[test]
-    fn fast_and_wide_paths_agree() {
-        // xorshift64*: deterministic, no dependency.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
+    /// xorshift64* from `seed`: deterministic, no dependency.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
             state ^= state >> 12;
             state ^= state << 25;
             state ^= state >> 27;
             state.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        };
+        }
+    }
+
+    /// The i128 fast path and the 256-bit path agree wherever both apply.
+    #[test]
+    fn fast_and_wide_paths_agree() {
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         let (mut checked, mut checked64) = (0, 0);
         for _ in 0..20_000 {
             let mut num = |digits: u64, neg: bool| {
@@ -1231,13 +1232,7 @@ mod tests {
     /// The 64- and 128-bit tolerance checks agree with the 256-bit one.
     #[test]
     fn tolerance_paths_agree() {
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            state.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         let mut near = 0;
         for _ in 0..50_000 {
             let minor = [0, 2, 3, 4][(next() % 4) as usize];
@@ -1257,7 +1252,11 @@ mod tests {
                 _ => dec(-((next() % 5) as i64), 2),
             };
             let fast = exceeds_tolerance(line_total, expected, minor, tolerance);
-            let wide = exceeds_tolerance_wide(line_total, expected, minor, tolerance);
+            let wide = exceeds_tolerance_wide(
+                (line_total.mantissa, u64::from(line_total.scale)),
+                (expected, u64::from(minor)),
+                (tolerance.mantissa, u64::from(tolerance.scale)),
+            );
             assert_eq!(
                 fast, wide,
                 "{line_total:?} {expected} {minor} {tolerance:?}"

@@ -52,3 +52,14 @@ pub use merge::Merger;
 pub use prelude::{read_prelude, Prelude};
 pub use rules::Rules;
 pub use validate::{ChunkResult, OutRow, RawFields, Validator};
+
+/// The required columns of SPEC §2, as the crate's unit tests' header.
+#[cfg(test)]
+pub(crate) const TEST_HEADER: [&str; 6] = [
+    "invoice_id",
+    "invoice_date",
+    "customer_id",
+    "quantity",
+    "unit_price",
+    "currency",
+];

@@ -316,14 +316,7 @@ mod tests {
     use super::*;
     use crate::{Columns, Rules, Validator};
 
-    const HEADER: [&str; 6] = [
-        "invoice_id",
-        "invoice_date",
-        "customer_id",
-        "quantity",
-        "unit_price",
-        "currency",
-    ];
+    use crate::TEST_HEADER as HEADER;
 
     /// Sheet rows 2–9 after the header on row 1, as the unpadded Excel
     /// reader gives them: each ends at its last cell holding a value.

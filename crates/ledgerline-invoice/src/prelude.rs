@@ -192,14 +192,7 @@ mod tests {
     use crate::{Merger, Validator};
     use ledgerline_core::Settings;
 
-    const HEADER: [&str; 6] = [
-        "invoice_id",
-        "invoice_date",
-        "customer_id",
-        "quantity",
-        "unit_price",
-        "currency",
-    ];
+    use crate::TEST_HEADER as HEADER;
 
     /// A reader of `batches`: each a list of records, `None` for a blank
     /// one; rows numbered from 1.

@@ -979,16 +979,7 @@ mod text_tests {
     /// (`utf8`) or not.
     fn validate(rows: &[(&[&[u8]], bool)]) -> super::ChunkResult {
         let rules = Rules::new(&Settings::default()).unwrap();
-        let header: Vec<String> = [
-            "invoice_id",
-            "invoice_date",
-            "customer_id",
-            "quantity",
-            "unit_price",
-            "currency",
-        ]
-        .map(String::from)
-        .to_vec();
+        let header: Vec<String> = crate::TEST_HEADER.map(String::from).to_vec();
         let columns = Columns::resolve(&header, &rules, "t.csv").unwrap();
         let mut batch = RecordBatch::new();
         for (i, (fields, utf8)) in rows.iter().enumerate() {
