@@ -1194,7 +1194,11 @@ mod tests {
         for _ in 0..20_000 {
             let mut num = |digits: u64, neg: bool| {
                 let m = (next() % 10u64.pow((next() % digits + 1) as u32)) as i64;
-                let m = if neg && next() % 3 == 0 { -m } else { m };
+                let m = if neg && next().is_multiple_of(3) {
+                    -m
+                } else {
+                    m
+                };
                 dec(m, (next() % 12) as u32)
             };
             let (q, p, t) = (num(15, true), num(15, false), num(6, false));
