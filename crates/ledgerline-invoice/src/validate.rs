@@ -319,14 +319,13 @@ impl<'a> Validator<'a> {
     pub fn validate(&self, batch: &RecordBatch) -> ChunkResult {
         let mut out = ChunkResult {
             candidates: Vec::with_capacity(batch.len()),
-            // The four texts a candidate keeps are about a third of a
-            // typical record: sized once rather than doubled into.
-            text: String::with_capacity(batch.data_len() / 3),
             ..ChunkResult::default()
         };
         let mut row_errors: Vec<RowError> = Vec::new();
         // The candidates' texts, as bytes of fields known to be UTF-8:
-        // checked once for the chunk at the end.
+        // checked once for the chunk at the end. The four texts a candidate
+        // keeps are about a third of a typical record: sized once rather
+        // than doubled into.
         let mut text = Vec::with_capacity(batch.data_len() / 3);
         let mut dates = DateCache::default();
         for record in batch.iter() {

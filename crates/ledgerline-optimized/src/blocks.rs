@@ -319,7 +319,10 @@ impl OptimizedProcessor {
         let columns = prelude.columns.header_len().max(1);
         let batch_for = |bytes: usize| {
             let records = (bytes as f64 / bytes_per_row.max(1.0) * 1.1) as usize + 1;
-            RecordBatch::with_capacity(records, columns, bytes + 64)
+            // Every field has at least its separator byte: never more ends
+            // than bytes, however wide the header.
+            let fields = columns.min(bytes.saturating_add(64) / records + 1);
+            RecordBatch::with_capacity(records, fields, bytes.saturating_add(64))
         };
         let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true)
             .with_outputs(run.rows.is_some());

@@ -749,8 +749,8 @@ struct Masks {
     high: bool,
 }
 
-/// The masks of the sixteen bytes of `bytes` from `at`, the last few
-/// padded with a byte that is not special.
+/// The masks of the sixteen bytes of `bytes` from `at` (`at` below its
+/// length); past its end, nothing is special.
 #[inline]
 fn block_at(block: &Block, bytes: &[u8], at: usize) -> Masks {
     match bytes
@@ -759,11 +759,16 @@ fn block_at(block: &Block, bytes: &[u8], at: usize) -> Masks {
     {
         Some(b) => block.scan(b),
         None => {
-            let mut padded = [b'a'; BLOCK];
-            for (w, &b) in padded.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
-                *w = b;
-            }
-            block.scan(&padded)
+            let rest = bytes.get(at..).unwrap_or(&[]);
+            let mut padded = [0; BLOCK];
+            padded[..rest.len()].copy_from_slice(rest);
+            let mut m = block.scan(&padded);
+            // Nothing past the end is special, whatever the delimiter.
+            let inside = (1u32 << rest.len()) - 1;
+            m.delimiters &= inside;
+            m.quotes &= inside;
+            m.breaks &= inside;
+            m
         }
     }
 }
@@ -1240,6 +1245,54 @@ mod tests {
                     expected,
                     "{bytes:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn any_delimiter_byte_is_safe_at_the_end_of_input() {
+        // The last partial block is padded: no padding byte may read as a
+        // delimiter (`a` is not a setting, but the parser takes any byte).
+        for delimiter in [b'a', 0, b',', b'\t'] {
+            for input in [&b"x\"yz"[..], b"xa\"ya", b"a\"", b"\"a\"a", b"aa\na"] {
+                let whole = {
+                    let mut parser = CsvRangeParser::new(delimiter, 1);
+                    let mut batch = RecordBatch::new();
+                    parser.parse(input, true, &mut batch, 100).unwrap();
+                    batch
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.row(),
+                                r.status(),
+                                r.fields().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                };
+                let mut parser = CsvRangeParser::new(delimiter, 1);
+                let mut batch = RecordBatch::new();
+                for (i, b) in input.iter().enumerate() {
+                    parser
+                        .parse(
+                            std::slice::from_ref(b),
+                            i + 1 == input.len(),
+                            &mut batch,
+                            100,
+                        )
+                        .unwrap();
+                }
+                let bytewise: Vec<_> = batch
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.row(),
+                            r.status(),
+                            r.fields().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(whole, bytewise, "{input:?} {delimiter}");
             }
         }
     }
