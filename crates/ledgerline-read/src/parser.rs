@@ -451,11 +451,7 @@ impl CsvRangeParser {
             Plain::Line { nl, ascii } => {
                 data.extend_from_slice(&scan[..=nl]);
                 let out = data.len();
-                let status = if ascii {
-                    RecordStatus::Ok
-                } else {
-                    record_encoding(&data[base..out])
-                };
+                let status = line_encoding(ascii, &data[base..out]);
                 self.finish_fast(input, nl, out, status, batch, st);
                 return Ok(true);
             }
@@ -549,11 +545,7 @@ impl CsvRangeParser {
         let out = data.len();
         // Every block up to the line break was scanned (and maybe bytes of
         // the next line: a non-ASCII one only costs this record a check).
-        let status = if specials.ascii_so_far() {
-            RecordStatus::Ok
-        } else {
-            record_encoding(&data[base..out])
-        };
+        let status = line_encoding(specials.ascii_so_far(), &data[base..out]);
         self.finish_fast(input, nl, out, status, batch, st);
         Ok(true)
     }
@@ -660,7 +652,13 @@ struct Progress {
 /// character keeps them invalid, so one check of the whole is a check of
 /// each field.
 fn record_encoding(bytes: &[u8]) -> RecordStatus {
-    if std::str::from_utf8(bytes).is_ok() {
+    line_encoding(false, bytes)
+}
+
+/// [`record_encoding`] of a fast-path line, with nothing to check when the
+/// scan saw only ASCII.
+fn line_encoding(ascii: bool, bytes: &[u8]) -> RecordStatus {
+    if ascii || std::str::from_utf8(bytes).is_ok() {
         RecordStatus::Ok
     } else {
         RecordStatus::InvalidEncoding
@@ -696,15 +694,12 @@ impl<'a> Specials<'a> {
         from: usize,
         high: bool,
     ) -> Specials<'a> {
-        let all = m.delimiters | m.quotes | m.breaks;
         Specials {
             line,
             next: at + BLOCK,
             at,
-            found: match from.checked_sub(at) {
-                Some(k) if k > 0 => all & u32::MAX.checked_shl(k as u32).unwrap_or(0),
-                _ => all,
-            },
+            // `from` lies in this block or an earlier one: a shift below 16.
+            found: m.any() & u32::MAX << from.saturating_sub(at).min(BLOCK - 1),
             block,
             high: high || m.high,
         }
@@ -719,7 +714,7 @@ impl<'a> Specials<'a> {
             }
             let m = block_at(&self.block, self.line, self.next);
             self.high |= m.high;
-            self.found = m.delimiters | m.quotes | m.breaks;
+            self.found = m.any();
             self.at = self.next;
             self.next += BLOCK;
         }
@@ -747,6 +742,14 @@ struct Masks {
     breaks: u32,
     /// A byte is not ASCII.
     high: bool,
+}
+
+impl Masks {
+    /// Every special byte: delimiters, quotes and line breaks.
+    #[inline]
+    fn any(&self) -> u32 {
+        self.delimiters | self.quotes | self.breaks
+    }
 }
 
 /// The masks of the sixteen bytes of `bytes` from `at` (`at` below its
