@@ -152,6 +152,13 @@ impl RecordBatch {
         self.records.is_empty()
     }
 
+    /// Whether a field of the batch has a kind other than text (an Excel
+    /// cell); false for a CSV chunk.
+    #[inline]
+    pub fn has_kinds(&self) -> bool {
+        !self.kinds.is_empty()
+    }
+
     /// Bytes of field data held.
     pub fn data_len(&self) -> usize {
         self.data.len()
@@ -480,6 +487,62 @@ impl<'a> Record<'a> {
         let r = *self;
         (0..r.len()).map(move |j| r.field(j))
     }
+
+    /// The record's cells, its bounds in the batch resolved once: for a
+    /// reader that looks up many fields of each record.
+    #[inline]
+    pub fn cells(&self) -> Cells<'a> {
+        let batch = self.batch;
+        Cells {
+            data: &batch.data,
+            ends: &batch.ends[self.start..self.end],
+            kinds: batch.kinds.get(self.start..self.end).unwrap_or(&[]),
+            first: self.offsets(0).0,
+        }
+    }
+}
+
+/// The cells of one [`Record`] ([`Record::cells`]): field `j`'s kind and
+/// bytes in a few instructions, however many fields are looked up.
+#[derive(Clone, Copy, Debug)]
+pub struct Cells<'a> {
+    /// The batch's data.
+    data: &'a [u8],
+    /// The record's field ends in `data`.
+    ends: &'a [u32],
+    /// The record's kinds; empty when the batch holds text only.
+    kinds: &'a [CellKind],
+    /// Where the record's first field starts in `data`.
+    first: usize,
+}
+
+impl<'a> Cells<'a> {
+    /// The number of fields.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the record has no field.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The kind and bytes of field `j` (an empty text when `j` is out of
+    /// range), like [`Record::cell`].
+    #[inline]
+    pub fn get(&self, j: usize) -> (CellKind, &'a [u8]) {
+        let Some(&to) = self.ends.get(j) else {
+            return (CellKind::Text, &[]);
+        };
+        let from = match j.checked_sub(1) {
+            Some(i) => self.ends[i] as usize + 1,
+            None => self.first,
+        };
+        let kind = self.kinds.get(j).copied().unwrap_or_default();
+        (kind, self.data.get(from..to as usize).unwrap_or(&[]))
+    }
 }
 
 #[cfg(test)]
@@ -518,6 +581,59 @@ mod tests {
         assert_eq!(tail.record(0).row(), 3);
         // "a" and "", each with its separator.
         assert_eq!(b.data_len(), 3);
+    }
+
+    #[test]
+    fn cells_agree_with_record_lookups() {
+        // A text-only batch (no kinds stored), then one whose kinds appear
+        // mid-batch (earlier fields backfilled as text), empty records and
+        // fields among them.
+        let mut text = RecordBatch::new();
+        let mut mixed = RecordBatch::new();
+        let rows: [&[(CellKind, &str)]; 5] = [
+            &[
+                (CellKind::Text, "a"),
+                (CellKind::Text, ""),
+                (CellKind::Text, "ccc"),
+            ],
+            &[],
+            &[(CellKind::Text, "")],
+            &[
+                (CellKind::Number, "1.5"),
+                (CellKind::Text, "é"),
+                (CellKind::Error, "#N/A"),
+            ],
+            &[(CellKind::Date, "2024-01-02"), (CellKind::Text, "")],
+        ];
+        for (row, cells) in rows.iter().enumerate() {
+            for &(kind, value) in *cells {
+                text.push_field(value.as_bytes());
+                mixed.push_cell(kind, value.as_bytes());
+            }
+            text.finish_record(row as u64 + 1, RecordStatus::Ok);
+            mixed.finish_record(row as u64 + 1, RecordStatus::Ok);
+        }
+        assert!(!text.has_kinds());
+        assert!(mixed.has_kinds());
+        for (batch, with_kinds) in [(&text, false), (&mixed, true)] {
+            for (record, cells) in batch.iter().zip(rows) {
+                let view = record.cells();
+                assert_eq!(view.len(), cells.len());
+                assert_eq!(view.is_empty(), cells.is_empty());
+                for j in 0..cells.len() + 2 {
+                    assert_eq!(
+                        view.get(j),
+                        record.cell(j),
+                        "row {} field {j}",
+                        record.row()
+                    );
+                }
+                for (j, &(kind, value)) in cells.iter().enumerate() {
+                    let kind = if with_kinds { kind } else { CellKind::Text };
+                    assert_eq!(view.get(j), (kind, value.as_bytes()));
+                }
+            }
+        }
     }
 
     #[test]

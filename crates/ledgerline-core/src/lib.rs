@@ -39,7 +39,7 @@ pub mod rows;
 mod run;
 mod settings;
 
-pub use batch::{BatchFull, CellKind, Record, RecordBatch, RecordStatus, FIELD_SEPARATOR};
+pub use batch::{BatchFull, CellKind, Cells, Record, RecordBatch, RecordStatus, FIELD_SEPARATOR};
 pub use error::{FileError, FileErrorCode};
 pub use processor::FileProcessor;
 pub use report::{

@@ -7,7 +7,7 @@
 //! they can be validated on any thread in any order.
 
 use ledgerline_core::{
-    CellKind, DateOrder, ErrorCode, Field, Record, RecordBatch, RecordStatus, RowError,
+    CellKind, Cells, DateOrder, ErrorCode, Field, Record, RecordBatch, RecordStatus, RowError,
 };
 
 use crate::columns::{is_required, Columns};
@@ -271,8 +271,9 @@ fn span(text: &str, (a, b): (u32, u32)) -> &str {
 /// A record, and whether its fields are known to be UTF-8 (checked by its
 /// reader or, once, here).
 #[derive(Clone, Copy)]
-struct Row<'r> {
+struct Row<'r, const TEXT: bool> {
     record: Record<'r>,
+    cells: Cells<'r>,
     utf8: bool,
 }
 
@@ -317,6 +318,16 @@ impl<'a> Validator<'a> {
 
     /// Validates every record of `batch`.
     pub fn validate(&self, batch: &RecordBatch) -> ChunkResult {
+        if batch.has_kinds() {
+            self.validate_as::<false>(batch)
+        } else {
+            self.validate_as::<true>(batch)
+        }
+    }
+
+    /// [`Validator::validate`], `TEXT` when every field of the batch is
+    /// text (a CSV chunk).
+    fn validate_as<const TEXT: bool>(&self, batch: &RecordBatch) -> ChunkResult {
         let mut out = ChunkResult {
             candidates: Vec::with_capacity(batch.len()),
             ..ChunkResult::default()
@@ -330,7 +341,13 @@ impl<'a> Validator<'a> {
         let mut dates = DateCache::default();
         for record in batch.iter() {
             row_errors.clear();
-            match self.check_record(&record, &mut row_errors, &mut out, &mut text, &mut dates) {
+            match self.check_record::<TEXT>(
+                &record,
+                &mut row_errors,
+                &mut out,
+                &mut text,
+                &mut dates,
+            ) {
                 Outcome::Blank => {
                     out.blank += 1;
                     // Only a sheet leaves out its trailing blank rows.
@@ -369,10 +386,17 @@ impl<'a> Validator<'a> {
     }
 
     #[inline(always)]
-    fn value<'r>(&self, record: &Row<'r>, field: Field) -> Option<Value<'r>> {
+    fn value<'r, const TEXT: bool>(
+        &self,
+        record: &Row<'r, TEXT>,
+        field: Field,
+    ) -> Option<Value<'r>> {
         let j = self.columns.get(field)?;
-        let kind = record.record.kind(j);
-        let mut text = trim_bytes(record.record.field(j));
+        let (kind, text) = record.cells.get(j);
+        // A batch of text fields (CSV) has no kinds to look up: known when
+        // the validator is compiled, so no kind is ever compared.
+        let kind = if TEXT { CellKind::Text } else { kind };
+        let mut text = trim_bytes(text);
         // Records reaching field checks are valid UTF-8 (mis-encoded
         // records are rejected first); an invalid field of a record no
         // reader vouched for reads as empty, defensively.
@@ -383,11 +407,11 @@ impl<'a> Validator<'a> {
         Some(Value { kind, text, empty })
     }
 
-    fn is_blank(&self, record: &Record<'_>) -> bool {
-        record.fields().all(|f| self.rules.is_empty_value(f))
+    fn is_blank(&self, cells: &Cells<'_>) -> bool {
+        (0..cells.len()).all(|j| self.rules.is_empty_value(cells.get(j).1))
     }
 
-    fn check_record(
+    fn check_record<const TEXT: bool>(
         &self,
         record: &Record<'_>,
         errors: &mut Vec<RowError>,
@@ -419,12 +443,14 @@ impl<'a> Validator<'a> {
             }
             RecordStatus::Ok => {}
         }
-        if self.is_blank(record) {
+        let cells = record.cells();
+        if self.is_blank(&cells) {
             return Outcome::Blank;
         }
         // One UTF-8 check for the whole record, unless its reader made it.
-        let record = &Row {
+        let record = &Row::<TEXT> {
             record: *record,
+            cells,
             utf8: record.is_utf8() || std::str::from_utf8(record.data()).is_ok(),
         };
         if self.check_field_count && record.record.len() != self.columns.header_len() {
@@ -662,9 +688,9 @@ impl<'a> Validator<'a> {
     }
 
     #[inline(always)]
-    fn date_field<'r>(
+    fn date_field<'r, const TEXT: bool>(
         &self,
-        record: &Row<'r>,
+        record: &Row<'r, TEXT>,
         field: Field,
         dates: &mut DateCache,
         err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
@@ -698,9 +724,9 @@ impl<'a> Validator<'a> {
     /// Parses a decimal field; `None` when unmapped, empty, or in error
     /// (errors reported).
     #[inline(always)]
-    fn decimal_field<'r>(
+    fn decimal_field<'r, const TEXT: bool>(
         &self,
-        record: &Row<'r>,
+        record: &Row<'r, TEXT>,
         field: Field,
         err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> Option<(Decimal, Value<'r>)> {
@@ -735,9 +761,9 @@ impl<'a> Validator<'a> {
 
     /// The tax rate as a fraction; `Some(0)` when unmapped or empty, `None`
     /// when in error (reported).
-    fn tax_rate(
+    fn tax_rate<const TEXT: bool>(
         &self,
-        record: &Row<'_>,
+        record: &Row<'_, TEXT>,
         err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> Option<Decimal> {
         let Some(v) = self.value(record, Field::TaxRate) else {
@@ -781,9 +807,9 @@ impl<'a> Validator<'a> {
     /// The row's currency: upper-cased and looked up; the default currency
     /// when empty. `None` when in error (reported). Also the field's value,
     /// so the candidate's currency text is not read a second time.
-    fn currency<'r>(
+    fn currency<'r, const TEXT: bool>(
         &self,
-        record: &Row<'r>,
+        record: &Row<'r, TEXT>,
         err: &mut impl FnMut(Field, ErrorCode, &[u8], String),
     ) -> (Option<Currency>, Option<Value<'r>>) {
         let v = self.value(record, Field::Currency);
@@ -972,7 +998,7 @@ mod text_tests {
     use super::Validator;
     use crate::columns::Columns;
     use crate::rules::Rules;
-    use ledgerline_core::{DateOrder, ErrorCode, RecordBatch, RecordStatus, Settings};
+    use ledgerline_core::{CellKind, DateOrder, ErrorCode, RecordBatch, RecordStatus, Settings};
 
     /// Validates one record per row, each finished as stated by its reader
     /// (`utf8`) or not.
@@ -1061,5 +1087,51 @@ mod text_tests {
             ]
         );
         assert_eq!(r.invalid, 3);
+    }
+
+    #[test]
+    fn text_batches_and_batches_with_kinds_validate_alike() {
+        // A CSV chunk has no kinds and is validated by the text-only
+        // instance; a sheet chunk has them. The same text cells must read
+        // the same either way: here each record of the second batch has an
+        // extra number cell past the header (unmapped, and not counted on
+        // a sheet), so that batch holds kinds.
+        let rules = Rules::new(&Settings::default()).unwrap();
+        let header: Vec<String> = crate::TEST_HEADER.map(String::from).to_vec();
+        let columns = Columns::resolve(&header, &rules, "t.xlsx").unwrap();
+        let rows: [[&[u8]; 6]; 6] = [
+            [b"A", b"2024-01-31", b"K", b"2", b"1.50", b"EUR"],
+            [b" B ", b"31/01/2024", b"K", b"0", b"1.50", b""],
+            [b"", b"2024-02-30", b"", b"x", b"-1", b"XXX"],
+            [b"A", b"2024-01-31", b"L", b"2", b"1.50", b"EUR"],
+            [b"C", b"2024-01-31", b"K", b"1e3", b"1,5", b"usd"],
+            [b"", b"", b"", b"", b"", b""],
+        ];
+        let mut text = RecordBatch::new();
+        let mut kinds = RecordBatch::new();
+        for (i, fields) in rows.iter().enumerate() {
+            for f in fields {
+                text.push_field(f);
+                kinds.push_cell(CellKind::Text, f);
+            }
+            // (Not on the blank row: a number cell would make it non-blank.)
+            if fields.iter().any(|f| !f.is_empty()) {
+                kinds.push_cell(CellKind::Number, b"1");
+            }
+            text.finish_utf8_record(i as u64 + 2, RecordStatus::Ok);
+            kinds.finish_utf8_record(i as u64 + 2, RecordStatus::Ok);
+        }
+        assert!(!text.has_kinds() && kinds.has_kinds());
+        let validator = Validator::new(&rules, &columns, DateOrder::Dmy, false, false);
+        let (a, b) = (validator.validate(&text), validator.validate(&kinds));
+        assert_eq!(a, b);
+        // Checked by hand: rows 2 and 5 are candidates (5 then disagrees
+        // with 2 on customer, a merge matter); 3, 4 and 6 have errors of
+        // their own; 7 is blank.
+        assert_eq!(
+            a.candidates.iter().map(|c| c.row).collect::<Vec<_>>(),
+            [2, 5]
+        );
+        assert_eq!((a.invalid, a.blank), (3, 1));
     }
 }
