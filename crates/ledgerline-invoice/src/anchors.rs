@@ -100,6 +100,21 @@ impl Anchors {
         })
     }
 
+    /// Room for `additional` more invoices without growing the table.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let entries = &self.entries;
+        self.table.reserve(additional, |&i| {
+            let i = i as usize;
+            table_hash(entries[i / ENTRY_PAGE][i % ENTRY_PAGE].hash)
+        });
+    }
+
+    /// The invoices the table holds without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
     /// Makes `anchor` the anchor of `id`, which has none yet.
     #[cfg(test)]
     pub(crate) fn insert(&mut self, id: &str, anchor: Anchor<'_>) {

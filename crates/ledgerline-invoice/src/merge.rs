@@ -62,7 +62,16 @@ pub struct Merger {
     trailing_blank: u64,
     /// Where every non-blank row goes, in file order (outputs).
     rows: Option<Rows>,
+    /// The rows the file is expected to hold ([`Merger::expect_rows`]),
+    /// until the invoice table is sized from them.
+    expected_rows: Option<u64>,
+    /// Candidates merged so far.
+    candidates: u64,
 }
+
+/// Candidates merged before the invoices per candidate seen so far size
+/// the invoice table for the whole file ([`Merger::expect_rows`]).
+const SIZE_ANCHORS_AFTER: u64 = 20_000;
 
 /// The outputs' sink (shown in `Debug` only by its presence).
 struct Rows(SharedRowSink);
@@ -85,7 +94,19 @@ impl Merger {
             sums: vec![Sums::default(); Currency::COUNT],
             trailing_blank: 0,
             rows: None,
+            expected_rows: None,
+            candidates: 0,
         }
+    }
+
+    /// The file is expected to hold about `rows` rows (an estimate, from
+    /// its size): once the first chunks are merged, the invoice table is
+    /// sized for the whole file at the rate of invoices per row seen so
+    /// far, instead of doubling into its size — each doubling rehashes
+    /// every invoice seen, two million at ten million rows. Never sized
+    /// past `rows` invoices; a wrong estimate costs only time or room.
+    pub fn expect_rows(&mut self, rows: u64) {
+        self.expected_rows = Some(rows);
     }
 
     /// Sends every non-blank row to `sink` as it is merged, after the
@@ -125,6 +146,7 @@ impl Merger {
         for (total, n) in self.error_counts.iter_mut().zip(chunk.error_counts) {
             *total += n;
         }
+        let candidates = chunk.candidates.len() as u64;
         // Per group: does its first line agree with the anchor?
         let mut agrees = Vec::with_capacity(chunk.groups.len());
         let mut recheck = false;
@@ -218,6 +240,24 @@ impl Merger {
             }
         }
         self.push_errors(chunk.errors, inconsistent);
+        self.size_anchors(candidates);
+    }
+
+    /// Sizes the invoice table once [`SIZE_ANCHORS_AFTER`] candidates are
+    /// merged, if a file size was expected ([`Merger::expect_rows`]).
+    fn size_anchors(&mut self, candidates: u64) {
+        self.candidates += candidates;
+        let Some(rows) = self.expected_rows else {
+            return;
+        };
+        if self.candidates < SIZE_ANCHORS_AFTER {
+            return;
+        }
+        self.expected_rows = None;
+        let per_row = self.anchors.len() as f64 / self.candidates as f64;
+        let expected = (rows as f64 * per_row).min(rows as f64) as usize;
+        self.anchors
+            .reserve(expected.saturating_sub(self.anchors.len()));
     }
 
     /// Appends this chunk's errors, both lists in row order, merged by row;
@@ -444,6 +484,61 @@ mod tests {
             assert_eq!(counts, RowCounts::default(), "chunks {lens:?}");
             assert_eq!(so_far, counts);
         }
+    }
+
+    #[test]
+    fn an_expected_file_size_sizes_the_invoice_table_once() {
+        // 30,000 rows, four lines per invoice (7,500 invoices), in chunks
+        // of 5,000; one line in 1,000 disagrees with its invoice's first.
+        let rows: Vec<(u64, Vec<String>)> = (0..30_000u64)
+            .map(|i| {
+                let customer = if i % 1000 == 999 { "X" } else { "C" };
+                let fields = [
+                    format!("INV-{}", i / 4),
+                    "2024-01-15".to_string(),
+                    customer.to_string(),
+                    "2".to_string(),
+                    "1.25".to_string(),
+                    "EUR".to_string(),
+                ];
+                (i + 2, fields.to_vec())
+            })
+            .collect();
+        let rules = Rules::new(&Settings::default()).unwrap();
+        let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
+        let columns = Columns::resolve(&header, &rules, "t").unwrap();
+        let validator = Validator::new(&rules, &columns, DateOrder::Mdy, false, true);
+        let run = |expect: Option<u64>| {
+            let mut merger = Merger::new(rules.max_errors);
+            if let Some(rows) = expect {
+                merger.expect_rows(rows);
+            }
+            let mut capacities = Vec::new();
+            for chunk in rows.chunks(5_000) {
+                let chunk: Vec<(u64, Vec<&str>)> = chunk
+                    .iter()
+                    .map(|(row, f)| (*row, f.iter().map(String::as_str).collect()))
+                    .collect();
+                merger.push(validator.validate(&batch(&chunk)));
+                capacities.push(merger.anchors.capacity());
+            }
+            (merger.counts(), merger.errors.clone(), capacities)
+        };
+        let (counts, errors, grown) = run(None);
+        let (sized_counts, sized_errors, sized) = run(Some(40_000));
+        // Checked by hand: 30 disagreeing lines are invoice_inconsistent.
+        assert_eq!((counts.valid, counts.invalid), (29_970, 30));
+        assert_eq!((sized_counts, sized_errors), (counts, errors));
+        // Unsized, the table doubles as invoices arrive. Sized after four
+        // chunks (20,000 candidates, 5,000 invoices: one per four rows)
+        // for 10,000 invoices of 40,000 expected rows, it never grows again.
+        assert!(
+            grown.windows(2).filter(|w| w[1] > w[0]).count() >= 2,
+            "{grown:?}"
+        );
+        assert!(sized[3] >= 10_000, "{sized:?}");
+        assert!(sized[3..].iter().all(|&c| c == sized[3]), "{sized:?}");
+        assert!(sized[3] < 40_000, "sized by invoices, not rows: {sized:?}");
     }
 
     #[test]

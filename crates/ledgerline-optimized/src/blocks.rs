@@ -327,6 +327,9 @@ impl OptimizedProcessor {
         let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true)
             .with_outputs(run.rows.is_some());
         let mut merger = ledgerline_session::merger_for(&rules, &prelude, run);
+        if let Ok(meta) = std::fs::metadata(path) {
+            merger.expect_rows((meta.len() as f64 / bytes_per_row.max(1.0)) as u64);
+        }
         let mut pending: VecDeque<RecordBatch> = std::mem::take(&mut prelude.pending).into();
         let at_end = prelude.at_end;
         let mut line_offset = next_line - 1;

@@ -58,6 +58,10 @@ impl OptimizedProcessor {
             std::mem::take(&mut session.prelude.pending).into();
         let validator = session.validator(reader.info(), run);
         let mut merger = session.merger(run);
+        // The file's size over what the prelude read per row (the bytes
+        // of a compressed file: fewer rows than it holds, which only costs
+        // the table some doubling).
+        merger.expect_rows((size as f64 / bytes_per_row.max(1.0)) as u64);
         let mut at_end = session.prelude.at_end;
         let chunk_rows = plan.chunk_rows;
         let mut chunks = 0u64;
