@@ -135,7 +135,13 @@ impl Merger {
     /// anchor (or becomes it), the lines agreeing with that first line are
     /// valid as a whole; only the other lines, and invoices whose anchor
     /// differs from the chunk's first line, are checked one by one.
-    pub fn push(&mut self, chunk: ChunkResult) {
+    pub fn push(&mut self, mut chunk: ChunkResult) {
+        self.merge(&mut chunk);
+    }
+
+    /// [`Merger::push`], leaving `chunk` spent but its buffers for the next
+    /// chunk ([`crate::Validator::validate_into`]).
+    pub fn merge(&mut self, chunk: &mut ChunkResult) {
         self.counts.blank += chunk.blank;
         if chunk.has_non_blank() {
             self.trailing_blank = chunk.trailing_blank;
@@ -159,7 +165,7 @@ impl Merger {
                 date: first.date,
             };
             let agree = match self.anchors.get_or_insert(id, anchor) {
-                Some(a) => differs(&a, &chunk, first).is_none(),
+                Some(a) => differs(&a, chunk, first).is_none(),
                 None => {
                     self.sums[first.currency.index()].invoices += 1;
                     true
@@ -189,7 +195,7 @@ impl Merger {
                 let Some(anchor) = self.anchors.get(id) else {
                     continue;
                 };
-                match differs(&anchor, &chunk, c) {
+                match differs(&anchor, chunk, c) {
                     None => {
                         self.counts.valid += 1;
                         let s = &mut self.sums[c.currency.index()];
@@ -221,7 +227,7 @@ impl Merger {
         }
         if let Some(Rows(sink)) = &self.rows {
             let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
-            for r in chunk.rows {
+            for r in chunk.rows.drain(..) {
                 match r {
                     OutRow::Rejected(r) => sink.rejected(&r),
                     OutRow::Clean {
@@ -239,7 +245,7 @@ impl Merger {
                 }
             }
         }
-        self.push_errors(chunk.errors, inconsistent);
+        self.push_errors(std::mem::take(&mut chunk.errors), inconsistent);
         self.size_anchors(candidates);
     }
 

@@ -175,6 +175,19 @@ pub struct ChunkResult {
 }
 
 impl ChunkResult {
+    /// Empties the result, keeping its buffers' room.
+    fn clear(&mut self) {
+        self.blank = 0;
+        self.trailing_blank = 0;
+        self.invalid = 0;
+        self.error_counts = [0; ErrorCode::ALL.len()];
+        self.errors.clear();
+        self.candidates.clear();
+        self.groups.clear();
+        self.text.clear();
+        self.rows.clear();
+    }
+
     /// Whether the chunk holds a non-blank row (valid or invalid).
     pub fn has_non_blank(&self) -> bool {
         self.invalid > 0 || !self.candidates.is_empty()
@@ -318,36 +331,39 @@ impl<'a> Validator<'a> {
 
     /// Validates every record of `batch`.
     pub fn validate(&self, batch: &RecordBatch) -> ChunkResult {
+        let mut out = ChunkResult::default();
+        self.validate_into(batch, &mut out);
+        out
+    }
+
+    /// [`Validator::validate`] into `out`, reusing its buffers: a result
+    /// the merger is done with ([`crate::Merger::merge`]) makes the next
+    /// chunk's without allocating, and without touching fresh memory.
+    pub fn validate_into(&self, batch: &RecordBatch, out: &mut ChunkResult) {
+        out.clear();
         if batch.has_kinds() {
-            self.validate_as::<false>(batch)
+            self.validate_as::<false>(batch, out);
         } else {
-            self.validate_as::<true>(batch)
+            self.validate_as::<true>(batch, out);
         }
     }
 
-    /// [`Validator::validate`], `TEXT` when every field of the batch is
-    /// text (a CSV chunk).
-    fn validate_as<const TEXT: bool>(&self, batch: &RecordBatch) -> ChunkResult {
-        let mut out = ChunkResult {
-            candidates: Vec::with_capacity(batch.len()),
-            ..ChunkResult::default()
-        };
+    /// [`Validator::validate_into`] a cleared `out`, `TEXT` when every
+    /// field of the batch is text (a CSV chunk).
+    fn validate_as<const TEXT: bool>(&self, batch: &RecordBatch, out: &mut ChunkResult) {
+        out.candidates.reserve(batch.len());
         let mut row_errors: Vec<RowError> = Vec::new();
         // The candidates' texts, as bytes of fields known to be UTF-8:
         // checked once for the chunk at the end. The four texts a candidate
         // keeps are about a third of a typical record: sized once rather
         // than doubled into.
-        let mut text = Vec::with_capacity(batch.data_len() / 3);
+        let mut text = std::mem::take(&mut out.text).into_bytes();
+        text.clear();
+        text.reserve(batch.data_len() / 3);
         let mut dates = DateCache::default();
         for record in batch.iter() {
             row_errors.clear();
-            match self.check_record::<TEXT>(
-                &record,
-                &mut row_errors,
-                &mut out,
-                &mut text,
-                &mut dates,
-            ) {
+            match self.check_record::<TEXT>(&record, &mut row_errors, out, &mut text, &mut dates) {
                 Outcome::Blank => {
                     out.blank += 1;
                     // Only a sheet leaves out its trailing blank rows.
@@ -382,7 +398,6 @@ impl<'a> Validator<'a> {
             // Unreachable: every byte kept is of a field known to be UTF-8.
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         out.group();
-        out
     }
 
     #[inline(always)]
@@ -1087,6 +1102,49 @@ mod text_tests {
             ]
         );
         assert_eq!(r.invalid, 3);
+    }
+
+    #[test]
+    fn a_reused_result_reads_as_a_fresh_one() {
+        // `validate_into` a result that held another chunk (errors, rows
+        // kept for outputs, candidates, text) must leave nothing of it.
+        let rules = Rules::new(&Settings::default()).unwrap();
+        let header: Vec<String> = crate::TEST_HEADER.map(String::from).to_vec();
+        let columns = Columns::resolve(&header, &rules, "t.csv").unwrap();
+        let batch = |rows: &[[&str; 6]]| {
+            let mut b = RecordBatch::new();
+            for (i, fields) in rows.iter().enumerate() {
+                for f in fields {
+                    b.push_field(f.as_bytes());
+                }
+                b.finish_record(i as u64 + 2, RecordStatus::Ok);
+            }
+            b
+        };
+        let first = batch(&[
+            ["A", "2024-01-31", "K", "2", "1.50", "EUR"],
+            ["B", "2024-01-31", "K", "0", "1.50", "EUR"],
+            ["", "", "", "", "", ""],
+            ["C", "2024-01-31", "L", "1", "2", "USD"],
+        ]);
+        let second = batch(&[
+            ["D", "2024-02-01", "M", "1", "9.99", "JPY"],
+            ["D", "2024-02-01", "M", "x", "9.99", "JPY"],
+        ]);
+        for outputs in [false, true] {
+            let validator =
+                Validator::new(&rules, &columns, DateOrder::Dmy, false, true).with_outputs(outputs);
+            let mut reused = validator.validate(&first);
+            assert_eq!(reused.candidates.len(), 2);
+            assert_eq!(reused.rows.len(), if outputs { 3 } else { 0 });
+            validator.validate_into(&second, &mut reused);
+            assert_eq!(reused, validator.validate(&second), "outputs {outputs}");
+            assert_eq!(
+                (reused.candidates.len(), reused.invalid, reused.blank),
+                (1, 1, 0)
+            );
+            assert_eq!(reused.text, "DMJPY2024-02-01");
+        }
     }
 
     #[test]

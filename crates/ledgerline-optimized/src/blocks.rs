@@ -26,7 +26,7 @@ use ledgerline_core::{
 };
 use ledgerline_detect::{Detection, Format};
 use ledgerline_governor::Governor;
-use ledgerline_invoice::{read_prelude, Rules, Validator};
+use ledgerline_invoice::{read_prelude, ChunkResult, Rules, Validator};
 use ledgerline_read::CsvRangeParser;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
 use ledgerline_session::{self as session, check_cancel, row_range};
@@ -340,6 +340,14 @@ impl OptimizedProcessor {
             pipelined: true,
         };
         let cutter_ref = &mut cutter;
+        // Results come back to the workers once merged (see `streamed`).
+        let (spare_tx, spare_rx) = crossbeam_channel::bounded::<ChunkResult>(plan.in_flight + 1);
+        let validate = |batch: &RecordBatch| {
+            run.before_chunk(batch);
+            let mut result = spare_rx.try_recv().unwrap_or_default();
+            validator.validate_into(batch, &mut result);
+            result
+        };
         let bytes_read = AtomicU64::new(0);
         let governor_ref = &governor;
         let result = run_ordered(
@@ -358,10 +366,7 @@ impl OptimizedProcessor {
                 Ok(block.map(Work::Raw))
             },
             |work: &Work| match work {
-                Work::Parsed(batch) => {
-                    run.before_chunk(batch);
-                    Done::Parsed(validator.validate(batch))
-                }
+                Work::Parsed(batch) => Done::Parsed(validate(batch)),
                 Work::Raw(block) => {
                     let mut batch = batch_for(block.bytes.len());
                     match parse_block(block, delimiter, max_record, 1, &mut batch) {
@@ -371,8 +376,7 @@ impl OptimizedProcessor {
                             // block sits in the file.
                             let validated =
                                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    run.before_chunk(&batch);
-                                    validator.validate(&batch)
+                                    validate(&batch)
                                 }));
                             match validated {
                                 Ok(result) => Done::Raw(result, lines),
@@ -399,11 +403,15 @@ impl OptimizedProcessor {
             },
             |done| {
                 match done {
-                    Done::Parsed(result) => merger.push(result),
+                    Done::Parsed(mut result) => {
+                        merger.merge(&mut result);
+                        let _ = spare_tx.try_send(result);
+                    }
                     Done::Raw(mut result, lines) => {
                         result.shift_rows(line_offset);
                         line_offset += lines;
-                        merger.push(result);
+                        merger.merge(&mut result);
+                        let _ = spare_tx.try_send(result);
                     }
                     Done::Panicked {
                         first,

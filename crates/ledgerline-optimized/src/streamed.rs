@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ledgerline_core::{FileError, RecordBatch, Report, RunContext};
 use ledgerline_governor::Governor;
-use ledgerline_invoice::Rules;
+use ledgerline_invoice::{ChunkResult, Rules};
 use ledgerline_read::RecordReader;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
 use ledgerline_session::{self as session, check_cancel, row_range, Session};
@@ -73,13 +73,17 @@ impl OptimizedProcessor {
         let reader_ref = &mut reader;
         let bytes_read = AtomicU64::new(0);
         let governor_ref = &governor;
+        // Batches come back to the reader when their chunk is validated,
+        // and results to the workers once merged, so both are refilled in
+        // warm buffers instead of fresh memory the kernel must zero.
+        let (pool_tx, pool_rx) = crossbeam_channel::bounded::<RecordBatch>(plan.in_flight + 1);
+        let (spare_tx, spare_rx) = crossbeam_channel::bounded::<ChunkResult>(plan.in_flight + 1);
         let work = |batch: &RecordBatch| {
             run.before_chunk(batch);
-            validator.validate(batch)
+            let mut result = spare_rx.try_recv().unwrap_or_default();
+            validator.validate_into(batch, &mut result);
+            result
         };
-        // Batches come back to the reader when their chunk is validated, so
-        // the reader refills warm buffers instead of touching fresh memory.
-        let (pool_tx, pool_rx) = crossbeam_channel::bounded::<RecordBatch>(plan.in_flight + 1);
         let result = {
             run_ordered(
                 &config,
@@ -110,8 +114,10 @@ impl OptimizedProcessor {
                 },
                 |item: &Pooled| work(&item.batch),
                 |item: &Pooled| row_range(&item.batch),
-                |result| {
-                    merger.push(result);
+                |mut result| {
+                    merger.merge(&mut result);
+                    // A full pool simply frees the result.
+                    let _ = spare_tx.try_send(result);
                     chunks += 1;
                     report_progress(run, &bytes_read, &merger);
                     Ok(())

@@ -165,9 +165,12 @@ pub fn run_sequential(
     let mut merger = session.merger(run);
     let mut chunks = 0u64;
     let mut rows = session.prelude.blank_rows;
+    // One chunk result, refilled chunk after chunk.
+    let mut result = ChunkResult::default();
     for batch in &pending {
         check_cancel(name, run, chunks)?;
-        merger.push(validate_chunk(name, &validator, batch, run)?);
+        validate_chunk(name, &validator, batch, run, &mut result)?;
+        merger.merge(&mut result);
         rows += batch.len() as u64;
         chunks += 1;
     }
@@ -178,7 +181,8 @@ pub fn run_sequential(
             if read_batch(name, reader.as_mut(), &mut batch, chunk_size)? == 0 {
                 break;
             }
-            merger.push(validate_chunk(name, &validator, &batch, run)?);
+            validate_chunk(name, &validator, &batch, run, &mut result)?;
+            merger.merge(&mut result);
             rows += batch.len() as u64;
             chunks += 1;
             run.report(reader.bytes_read(), rows);
@@ -232,17 +236,20 @@ pub fn read_batch(
     Ok(n)
 }
 
-/// Validates one chunk, running the run's chunk hook first; a panic in
-/// either is the file error `internal` naming the file and the chunk's rows.
+/// Validates one chunk into `out` (its buffers reused, see
+/// [`Validator::validate_into`]), running the run's chunk hook first; a
+/// panic in either is the file error `internal` naming the file and the
+/// chunk's rows.
 pub fn validate_chunk(
     name: &str,
     validator: &Validator<'_>,
     batch: &RecordBatch,
     run: &RunContext,
-) -> Result<ChunkResult, FileError> {
+    out: &mut ChunkResult,
+) -> Result<(), FileError> {
     catch_unwind(AssertUnwindSafe(|| {
         run.before_chunk(batch);
-        validator.validate(batch)
+        validator.validate_into(batch, out);
     }))
     .map_err(|payload| chunk_panicked(name, &row_range(batch), &panic_message(&*payload)))
 }
