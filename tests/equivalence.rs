@@ -21,14 +21,14 @@ static IDS: [&str; 6] = [
     "INV-0000000000000000000000000000000000000000000000000000000000000000001",
 ];
 
-/// Whether level 3 ran the file again as level 2 (a cut was not a record
-/// boundary), as its metrics say.
+/// Whether the blocks path (levels 2–3) gave up and streamed the file
+/// from its start (a cut was not a record boundary), as its metrics say.
 fn fell_back(report: &ledgerline::core::Report) -> bool {
     report
         .metrics
         .notes
         .iter()
-        .any(|n| n.contains("ran as level 2"))
+        .any(|n| n == ledgerline::optimized::FELL_BACK)
 }
 
 fn settings(pairs: &[(&str, String)]) -> Settings {
@@ -53,9 +53,9 @@ proptest! {
         max_errors in prop::sample::select(vec![0usize, 3, 1000]),
         unterminated in any::<bool>(),
         wrapping in prop::sample::select(WRAPPINGS.to_vec()),
-        // Level 3 cuts blocks of this size: many cuts in small inputs.
+        // Levels 2–3 cut blocks of this size: many cuts in small inputs.
         block in prop::sample::select(vec![None, Some(64usize), Some(300)]),
-        // An explicit order lets level 3 hand blocks to its workers at once
+        // An explicit order lets levels 2–3 hand blocks to their workers at once
         // (with `auto` the prelude reads these small files whole).
         date_order in prop::sample::select(vec!["auto", "mdy"]),
         // Small limits make record_too_long common (SPEC §10); the header
@@ -155,9 +155,9 @@ fn every_fixture_through_every_level() {
     );
 }
 
-/// Level 3 cuts blocks with a quote-parity scan: quoted newlines at every
+/// Levels 2–3 cut blocks with a quote-parity scan: quoted newlines at every
 /// position, and literal quotes inside unquoted fields (which fool the scan
-/// and must make level 3 fall back, never differ).
+/// and must make the blocks path fall back, never differ).
 #[test]
 fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
     for literal_quotes in [false, true] {
@@ -203,7 +203,7 @@ fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
                 "literal quotes {literal_quotes}, chunk {chunk}"
             );
             // Without literal quotes every cut is a true boundary: the file
-            // ran as level 3. With them, whether a cut of these block sizes
+            // ran in blocks. With them, whether a cut of these block sizes
             // lands inside a field depends on where blocks end (the report
             // is equal either way); small blocks below make it certain.
             let fell = fell_back(&report);
@@ -214,7 +214,7 @@ fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
         if literal_quotes {
             // Blocks of 200 bytes: thousands of cuts, the quote parity
             // flipped every fifth row, so some cut lies inside a field and
-            // level 3 must notice and run the file as level 2.
+            // the blocks path must notice and stream the file.
             let report = OptimizedProcessor::new(settings(&[("level", "3".into())]))
                 .with_sequential_below(0)
                 .with_block_bytes(200)
@@ -226,7 +226,7 @@ fn level3_blocks_with_quoted_newlines_and_literal_quotes() {
     }
 }
 
-/// Level 3 parses blocks with the same limit as the streaming reader: with
+/// Blocks are parsed with the same limit as the streaming reader: with
 /// `max_record_bytes` 50, long records (plain, quoted over lines, only
 /// delimiters) are common and the reports agree at every level.
 #[test]
@@ -269,7 +269,7 @@ fn record_too_long_through_every_level() {
                 expected,
                 "level {level} chunk {chunk}"
             );
-            if level == "3" {
+            if level != "1" {
                 assert!(!fell_back(&report), "{:?}", report.metrics.notes);
             }
         }
@@ -277,8 +277,8 @@ fn record_too_long_through_every_level() {
 }
 
 /// One literal quote early on flips the quote-parity scan for the rest of
-/// the file, so every cut it proposes lies inside a quoted field: level 3
-/// must notice and run the file as level 2, with the same report.
+/// the file, so every cut it proposes lies inside a quoted field: the
+/// blocks path must notice and stream the file, with the same report.
 #[test]
 fn level3_falls_back_when_the_scan_is_fooled() {
     let mut text = String::from(
@@ -341,10 +341,11 @@ fn wrappings_are_read_as_they_claim() {
     }
 }
 
-/// The block knob really makes level 3 cut small inputs into many blocks
-/// (quoted line breaks among them), and the report stays the standard one.
+/// The block knob really makes levels 2 (the default) and 3 cut small
+/// inputs into many blocks (quoted line breaks among them), and the report
+/// stays the standard one.
 #[test]
-fn small_blocks_cut_small_inputs_at_level_3() {
+fn small_blocks_cut_small_inputs_at_levels_2_and_3() {
     let mut text = String::from(
         "invoice_id,invoice_date,customer_id,description,quantity,unit_price,currency\n",
     );
@@ -368,21 +369,34 @@ fn small_blocks_cut_small_inputs_at_level_3() {
         &StandardProcessor::new(settings(&[("date_order", "mdy".into())])),
         &path,
     );
+    for level in [2u8, 3] {
+        let report = OptimizedProcessor::new(settings(&[
+            ("level", level.to_string()),
+            ("date_order", "mdy".into()),
+        ]))
+        .with_sequential_below(0)
+        .with_block_bytes(64)
+        .process_file(&path)
+        .unwrap();
+        assert!(
+            report.metrics.chunks > 50,
+            "{} chunks: {}",
+            report.metrics.chunks,
+            serde_json::to_string(&report.metrics).unwrap()
+        );
+        assert_eq!(report.metrics.level, Some(level));
+        assert!(!fell_back(&report), "{:?}", report.metrics.notes);
+        assert_eq!(report.comparable_json(), expected);
+    }
+    // Level 1 streams it: one chunk of 5,000 rows holds all 300.
     let report = OptimizedProcessor::new(settings(&[
-        ("level", "3".into()),
+        ("level", "1".into()),
         ("date_order", "mdy".into()),
     ]))
     .with_sequential_below(0)
     .with_block_bytes(64)
     .process_file(&path)
     .unwrap();
-    assert!(
-        report.metrics.chunks > 50,
-        "{} chunks: {}",
-        report.metrics.chunks,
-        serde_json::to_string(&report.metrics).unwrap()
-    );
-    assert_eq!(report.metrics.level, Some(3));
-    assert!(!fell_back(&report), "{:?}", report.metrics.notes);
+    assert_eq!(report.metrics.chunks, 1);
     assert_eq!(report.comparable_json(), expected);
 }

@@ -71,7 +71,7 @@ fn panic_in_validation_is_the_same_file_error_everywhere() {
             "{label}: {}",
             err.message
         );
-        // Every chunk is named by its rows, level 3's raw blocks too (the
+        // Every chunk is named by its rows, the raw blocks of levels 2–3 too (the
         // merge numbers them), and the range holds the panicking row.
         let range = err
             .message
@@ -193,7 +193,7 @@ fn progress_and_invoice_ids_reach_the_run() {
         );
         // The header is not a row: 10,000 records after it.
         assert_eq!(last.load(Ordering::SeqCst), 10_000, "{label}");
-        // Called after chunks, not once at the end (level 3 reads its first
+        // Called after chunks, not once at the end (levels 2–3 read their first
         // megabyte whole for the prelude).
         assert!(
             calls.load(Ordering::SeqCst) >= 2,

@@ -24,7 +24,7 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let chunk = usize::from(selector % 7) + 1;
-    // Level 3 reads files (it cuts them into blocks), so the input goes to
+    // Levels 2–3 read files (they cut them into blocks), so the input goes to
     // a file in memory-backed storage.
     let dir = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
     let path = std::path::PathBuf::from(format!("{dir}/ledgerline-fuzz-{}.csv", std::process::id()));

@@ -1,7 +1,7 @@
 //! `cargo xtask hostile`: hostile inputs (issue 9, "Bounded resources")
 //! generated on the fly into `target/hostile/` (never committed), each run
 //! through the release `ledgerline process FILE --json` with every
-//! processor (standard, optimized level 2 and level 3), measuring the
+//! processor (standard, optimized levels 2 and 3), measuring the
 //! child's peak resident memory (`ru_maxrss`) and wall time.
 //!
 //! It fails when a run crashes or ends with another result than expected,

@@ -72,9 +72,16 @@ pub struct Governor {
     throttle_budget: u64,
     workers: usize,
     chunk_size: usize,
+    /// Chunks in flight wanted per worker: 2, or 4 at optimization level 3.
+    depth: usize,
     baseline: u64,
     state: Arc<Shared>,
 }
+
+/// Chunks in flight wanted per worker at optimization level 3: a deeper
+/// pipeline, more memory for fewer stalls of the in-order merge behind a
+/// slow chunk.
+pub const DEEP_PIPELINE: usize = 4;
 
 #[derive(Debug, Default)]
 struct Shared {
@@ -124,6 +131,11 @@ impl Governor {
             throttle_budget: whole,
             workers,
             chunk_size: settings.chunk_size.max(1),
+            depth: if settings.optimization_level >= 3 {
+                DEEP_PIPELINE
+            } else {
+                2
+            },
             baseline,
             state: Arc::new(Shared::default()),
         };
@@ -162,7 +174,7 @@ impl Governor {
     pub fn plan(&self, bytes_per_row: f64) -> Plan {
         let bytes_per_row = bytes_per_row.max(1.0);
         let room = (self.budget.saturating_sub(self.baseline) as f64 * CHUNK_SHARE).max(MB as f64);
-        let want_in_flight = 2 * self.workers + 2;
+        let want_in_flight = self.depth * self.workers + 2;
         let chunk_cost = |rows: usize| rows as f64 * bytes_per_row * CHUNK_OVERHEAD;
         let mut chunk_rows = self.chunk_size;
         let mut in_flight = want_in_flight;
@@ -468,6 +480,23 @@ mod tests {
         let p = g.plan(120.0);
         assert_eq!(p.chunk_rows, 5000);
         assert_eq!(p.in_flight, 2 * p.workers + 2);
+    }
+
+    #[test]
+    fn level_3_wants_a_deeper_pipeline_within_the_budget() {
+        let mut s = Settings::default();
+        s.apply("memory_threshold", "1024").unwrap();
+        s.apply("optimization_level", "3").unwrap();
+        let p = Governor::new(&s).plan(120.0);
+        assert_eq!(p.chunk_rows, 5000);
+        assert_eq!(p.in_flight, DEEP_PIPELINE * p.workers + 2);
+        // A tight budget still bounds it.
+        s.apply("memory_threshold", "16").unwrap();
+        s.apply("chunk_size", "1000000").unwrap();
+        let g = Governor::new(&s);
+        let p = g.plan(1000.0);
+        let cost = p.chunk_rows as f64 * 1000.0 * CHUNK_OVERHEAD * p.in_flight as f64;
+        assert!(cost <= g.budget() as f64, "{p:?}");
     }
 
     #[test]

@@ -35,10 +35,10 @@ use crate::{report_progress, schedule_error, OptimizedProcessor};
 
 /// Smallest block handed to a worker.
 const MIN_BLOCK: usize = 64 * 1024;
-/// A carry longer than this without a boundary gives up level 3 (e.g. a
+/// A carry longer than this without a boundary gives up blocks (e.g. a
 /// file with lone `\r` line breaks, or one enormous quoted field); less
 /// when `max_record_bytes` is smaller: a carry longer than one record can
-/// be holds a record level 2 skips without holding it.
+/// be holds a record the streaming reader skips without holding it.
 const MAX_CARRY: usize = 64 * 1024 * 1024;
 /// Largest block asked for, whatever the governor's plan.
 pub(crate) const MAX_BLOCK: usize = 64 * 1024 * 1024;
@@ -65,7 +65,7 @@ pub(crate) struct BlockCutter {
     pub(crate) bytes: u64,
     /// Wanted block size.
     pub(crate) target: usize,
-    /// A carry without a boundary longer than this falls back to level 2.
+    /// A carry without a boundary longer than this falls back to streaming.
     max_carry: usize,
 }
 
@@ -100,7 +100,7 @@ impl BlockCutter {
 
     /// The next block, `None` at the end; [`Fallback`] when no boundary
     /// turns up in reasonable memory.
-    pub(crate) fn next_block(&mut self) -> Result<Option<Block>, L3Error> {
+    pub(crate) fn next_block(&mut self) -> Result<Option<Block>, BlockError> {
         let mut buf = std::mem::take(&mut self.carry);
         let mut quotes = count_quotes(&buf);
         loop {
@@ -124,14 +124,14 @@ impl BlockCutter {
                 }));
             }
             if buf.len() > self.max_carry {
-                return Err(L3Error::Fallback);
+                return Err(BlockError::Fallback);
             }
         }
     }
 
     /// Appends up to `target` bytes of the file to `buf`; sets `eof` when
     /// the file ends.
-    fn fill(&mut self, buf: &mut Vec<u8>) -> Result<(), L3Error> {
+    fn fill(&mut self, buf: &mut Vec<u8>) -> Result<(), BlockError> {
         let start = buf.len();
         buf.resize(start + self.target, 0);
         let mut filled = start;
@@ -144,7 +144,7 @@ impl BlockCutter {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    return Err(L3Error::File(FileError::new(
+                    return Err(BlockError::File(FileError::new(
                         FileErrorCode::Io,
                         format!("{}: {e}", self.name),
                     )))
@@ -157,19 +157,19 @@ impl BlockCutter {
     }
 }
 
-/// Why level 3 stopped.
+/// Why the blocks path stopped.
 #[derive(Debug)]
-pub(crate) enum L3Error {
+pub(crate) enum BlockError {
     /// A cut was not a record boundary, or none could be found: run the
-    /// file again at level 2.
+    /// file again streamed.
     Fallback,
     /// A real file error.
     File(FileError),
 }
 
-impl From<FileError> for L3Error {
-    fn from(e: FileError) -> L3Error {
-        L3Error::File(e)
+impl From<FileError> for BlockError {
+    fn from(e: FileError) -> BlockError {
+        BlockError::File(e)
     }
 }
 
@@ -203,7 +203,7 @@ pub(crate) fn parse_block(
     max_record_bytes: usize,
     first_line: u64,
     batch: &mut RecordBatch,
-) -> Result<u64, L3Error> {
+) -> Result<u64, BlockError> {
     batch.clear();
     let mut parser =
         CsvRangeParser::new(delimiter, first_line).with_max_record_bytes(max_record_bytes);
@@ -213,12 +213,12 @@ pub(crate) fn parse_block(
         .checked_sub(1)
         .is_some_and(|i| batch.record(i).status() == RecordStatus::UnterminatedQuote);
     if open_quote && !block.last {
-        return Err(L3Error::Fallback);
+        return Err(BlockError::Fallback);
     }
     Ok(parser.line() - first_line)
 }
 
-/// A unit of level-3 work: records already parsed while reading the
+/// A unit of block work: records already parsed while reading the
 /// prelude (rows final), or a raw block (rows relative to the block).
 pub(crate) enum Work {
     Parsed(RecordBatch),
@@ -237,12 +237,12 @@ pub(crate) enum Done {
         last: u64,
         message: String,
     },
-    Failed(L3Error),
+    Failed(BlockError),
 }
 
 impl OptimizedProcessor {
     /// Runs a plain UTF-8 CSV file in blocks (see the module documentation);
-    /// [`L3Error::Fallback`] when a cut proves wrong.
+    /// [`BlockError::Fallback`] when a cut proves wrong.
     pub(crate) fn blocks(
         &self,
         rules: Rules,
@@ -251,7 +251,7 @@ impl OptimizedProcessor {
         bom: usize,
         run: &RunContext,
         started: Instant,
-    ) -> Result<Report, L3Error> {
+    ) -> Result<Report, BlockError> {
         let name = path.display().to_string();
         let governor = Governor::with_limits(&self.settings, run.limits);
         let monitor = governor.monitor(Duration::from_millis(10));
@@ -279,8 +279,8 @@ impl OptimizedProcessor {
                         batch.clear();
                         return Ok(0);
                     }
-                    Err(L3Error::File(e)) => return Err(e),
-                    Err(L3Error::Fallback) => {
+                    Err(BlockError::File(e)) => return Err(e),
+                    Err(BlockError::Fallback) => {
                         fallback = true;
                         return Err(FileError::new(FileErrorCode::Internal, "fallback"));
                     }
@@ -290,8 +290,8 @@ impl OptimizedProcessor {
                         next_line += lines;
                         Ok(batch.len())
                     }
-                    Err(L3Error::File(e)) => Err(e),
-                    Err(L3Error::Fallback) => {
+                    Err(BlockError::File(e)) => Err(e),
+                    Err(BlockError::Fallback) => {
                         fallback = true;
                         Err(FileError::new(FileErrorCode::Internal, "fallback"))
                     }
@@ -300,8 +300,8 @@ impl OptimizedProcessor {
         );
         let mut prelude = match prelude {
             Ok(p) => p,
-            Err(_) if fallback => return Err(L3Error::Fallback),
-            Err(e) => return Err(L3Error::File(e)),
+            Err(_) if fallback => return Err(BlockError::Fallback),
+            Err(e) => return Err(BlockError::File(e)),
         };
         let prelude_seconds = started.elapsed().as_secs_f64();
         let rows_read: usize = prelude.pending.iter().map(RecordBatch::len).sum::<usize>()
@@ -353,7 +353,7 @@ impl OptimizedProcessor {
         let result = run_ordered(
             &config,
             &run.cancel,
-            || -> Result<Option<Work>, L3Error> {
+            || -> Result<Option<Work>, BlockError> {
                 if let Some(b) = pending.pop_front() {
                     return Ok(Some(Work::Parsed(b)));
                 }
@@ -423,7 +423,7 @@ impl OptimizedProcessor {
                             first + line_offset,
                             last + line_offset
                         );
-                        return Err(L3Error::File(session::chunk_panicked(
+                        return Err(BlockError::File(session::chunk_panicked(
                             &name, &label, &message,
                         )));
                     }
@@ -437,7 +437,7 @@ impl OptimizedProcessor {
         drop(monitor);
         result.map_err(|e| match e {
             ScheduleError::Failed(e) => e,
-            other => L3Error::File(schedule_error(&name, other, chunks)),
+            other => BlockError::File(schedule_error(&name, other, chunks)),
         })?;
         let source = Source {
             format: "csv".to_string(),
@@ -450,7 +450,7 @@ impl OptimizedProcessor {
         let counts = merger.counts();
         let mut metrics = session::metrics(
             "optimized",
-            Some(3),
+            Some(self.settings.optimization_level.clamp(2, 3)),
             plan.workers,
             plan.chunk_rows,
             chunks,

@@ -7,21 +7,31 @@
 //!
 //! - **1** — sequential reading, parallel validation: the calling thread
 //!   reads a round of chunks, workers validate them, the results are merged
-//!   in order, then the next round ([`streamed`](self)).
-//! - **2** (default) — pipelined: a reader thread, validation workers and the
-//!   in-order merge all overlap, bounded by the governor's in-flight limit.
-//! - **3** — level 2 plus parallel CSV parsing of uncompressed UTF-8 CSV
-//!   files (`blocks`): the reader only cuts the file into blocks at record
-//!   boundaries found by a quote-aware scan; workers parse and validate the
-//!   blocks. Compressed input, other encodings and Excel run as level 2.
+//!   in order, then the next round (`streamed`).
+//! - **2** (default) — pipelined, each stage where it runs fastest: an
+//!   uncompressed UTF-8 CSV file is parsed in parallel (`blocks`): a reader
+//!   thread only cuts the file into blocks at record boundaries found by a
+//!   quote-aware scan, and each worker parses and validates its blocks on
+//!   one core; any other input (compressed, other encodings, Excel) is
+//!   parsed by a reader thread and validated by the workers (`streamed`).
+//!   Reading, validation and the in-order merge all overlap, bounded by the
+//!   governor's in-flight limit.
+//! - **3** — level 2 with a deeper pipeline: the governor plans
+//!   [`ledgerline_governor::DEEP_PIPELINE`] chunks in flight per worker
+//!   instead of two (within the memory budget), so one slow chunk stalls
+//!   the in-order merge less, at the cost of memory.
+//!
+//! Level 2 took level 3's block parsing in December 2026, when it measured
+//! faster than parsing on a reader thread (README, Performance).
 //!
 //! Inputs under [`SEQUENTIAL_BELOW`] (4 MiB) run on the calling thread at
 //! every level (`sequential`): starting threads costs more than they save
 //! there.
 //!
-//! One module per way of running a file — `sequential`, `streamed` (levels
-//! 1–2), `blocks` (level 3) — and this one choosing among them; a file is
-//! detected once and the detection handed on.
+//! One module per way of running a file — `sequential`, `streamed` (level
+//! 1, and inputs that cannot be cut into blocks), `blocks` (levels 2–3) —
+//! and this one choosing among them; a file is detected once and the
+//! detection handed on.
 //!
 //! # Example
 //!
@@ -52,7 +62,7 @@ mod blocks;
 mod sequential;
 mod streamed;
 
-use blocks::L3Error;
+use blocks::BlockError;
 
 pub use ledgerline_core::{CancelToken, ChunkHook};
 
@@ -63,6 +73,10 @@ pub struct OptimizedProcessor {
     sequential_below: u64,
     block_bytes: Option<usize>,
 }
+
+/// The note of a run that gave up parsing in blocks and streamed the file
+/// from its start instead.
+pub const FELL_BACK: &str = "parsed by the reader thread after all: a block cut was not a record boundary (a literal quote in an unquoted field)";
 
 /// Files smaller than this run on the calling thread by default: starting
 /// the governor and the threads costs more than it saves (measured with
@@ -79,7 +93,7 @@ impl OptimizedProcessor {
         }
     }
 
-    /// Level 3 cuts blocks of about `bytes` (the first one included)
+    /// Levels 2–3 cut blocks of about `bytes` (the first one included)
     /// instead of 1 MiB first and then the governor's chunk size: for tests
     /// that want many block cuts in small inputs.
     #[doc(hidden)]
@@ -151,8 +165,8 @@ impl FileProcessor for OptimizedProcessor {
 }
 
 impl OptimizedProcessor {
-    /// Chooses how a file runs: detected once, then in blocks (level 3,
-    /// a plain UTF-8 CSV file large enough for threads) or streamed.
+    /// Chooses how a file runs: detected once, then in blocks (levels
+    /// 2–3, a plain UTF-8 CSV file large enough for threads) or streamed.
     fn file(&self, path: &Path, name: &str, run: &RunContext) -> Result<Report, FileError> {
         let started = Instant::now();
         let rules = Rules::new(&self.settings)?;
@@ -160,24 +174,19 @@ impl OptimizedProcessor {
         let detection = ledgerline_detect::detect_path(path, &self.settings)?;
         let size = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
         let mut fallback = None;
-        if self.settings.optimization_level >= 3 {
-            fallback = Some(if size < self.sequential_below {
-                "level 3 ran as level 2: the file is too small for threads to pay"
-            } else {
-                match blocks::plain_csv(&detection) {
-                    None => "level 3 ran as level 2: not an uncompressed UTF-8 CSV file",
-                    Some((delimiter, bom)) => {
-                        match self.blocks(rules.clone(), path, delimiter, bom, run, started) {
-                            Ok(report) => return Ok(report),
-                            Err(L3Error::File(e)) => return Err(e),
-                            // A cut was not a record boundary: streaming is never wrong.
-                            Err(L3Error::Fallback) => {
-                                "level 3 ran as level 2: a block cut was not a record boundary (a literal quote in an unquoted field)"
-                            }
-                        }
-                    }
+        let plain = blocks::plain_csv(&detection);
+        if let (true, Some((delimiter, bom))) = (
+            self.settings.optimization_level >= 2 && size >= self.sequential_below,
+            plain,
+        ) {
+            match self.blocks(rules.clone(), path, delimiter, bom, run, started) {
+                Ok(report) => return Ok(report),
+                Err(BlockError::File(e)) => return Err(e),
+                // A cut was not a record boundary: streaming is never wrong.
+                Err(BlockError::Fallback) => {
+                    fallback = Some(FELL_BACK);
                 }
-            });
+            }
         }
         // An xlsx/xlsm sheet is parsed by as many threads as validation
         // may use (the reader thread inflates and cuts it; see

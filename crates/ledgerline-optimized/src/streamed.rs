@@ -1,7 +1,7 @@
-//! Levels 1 and 2, and every input the blocks path does not take: one
+//! Level 1, and at levels 2–3 every input the blocks path does not take: one
 //! reader hands chunks of records to validation workers; the results are
 //! merged in order. Level 1 reads a round of chunks, validates it in
-//! parallel, merges it, then reads the next; level 2 overlaps the three.
+//! parallel, merges it, then reads the next; levels 2–3 overlap the three.
 //! Small inputs run on the calling thread ([`crate::sequential`]).
 
 use std::collections::VecDeque;
@@ -20,7 +20,7 @@ use crate::{report_progress, schedule_error, OptimizedProcessor};
 impl OptimizedProcessor {
     /// Runs a file through `reader`: the prelude, then on the calling
     /// thread when small (under [`OptimizedProcessor::with_sequential_below`]
-    /// or read whole by the prelude), else levels 1–2.
+    /// or read whole by the prelude), else pipelined (levels 2–3) or in rounds (level 1).
     pub(crate) fn streamed(
         &self,
         rules: Rules,
