@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
 use ledgerline_core::{
     FileError, FileErrorCode, RecordBatch, RecordStatus, Report, RunContext, Source,
 };
@@ -67,13 +68,30 @@ pub(crate) struct BlockCutter {
     pub(crate) target: usize,
     /// A carry without a boundary longer than this falls back to streaming.
     max_carry: usize,
+    /// Buffers of blocks done with, to read the next blocks into.
+    spare: (Sender<Vec<u8>>, Receiver<Vec<u8>>),
 }
 
 /// A block of whole records.
 pub(crate) struct Block {
     pub(crate) bytes: Vec<u8>,
     pub(crate) last: bool,
+    /// Where the bytes' buffer goes when the block is dropped.
+    home: Option<Sender<Vec<u8>>>,
 }
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(home) = &self.home {
+            // A full pool (or a finished run) simply frees the buffer.
+            let _ = home.try_send(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+/// Block buffers kept for reuse; past these, a finished block's buffer is
+/// freed.
+const SPARE_BLOCKS: usize = 16;
 
 impl BlockCutter {
     pub(crate) fn open(
@@ -95,13 +113,17 @@ impl BlockCutter {
             bytes: skip as u64,
             target: target.max(MIN_BLOCK),
             max_carry: max_record_bytes.saturating_add(MIN_BLOCK).min(MAX_CARRY),
+            spare: crossbeam_channel::bounded(SPARE_BLOCKS),
         })
     }
 
     /// The next block, `None` at the end; [`Fallback`] when no boundary
     /// turns up in reasonable memory.
     pub(crate) fn next_block(&mut self) -> Result<Option<Block>, BlockError> {
-        let mut buf = std::mem::take(&mut self.carry);
+        // A warm buffer when one is back: no fresh pages to fault in.
+        let mut buf = self.spare.1.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.append(&mut self.carry);
         let mut quotes = count_quotes(&buf);
         loop {
             if !self.eof {
@@ -113,14 +135,16 @@ impl BlockCutter {
                 return Ok((!buf.is_empty()).then_some(Block {
                     bytes: buf,
                     last: true,
+                    home: Some(self.spare.0.clone()),
                 }));
             }
             if let Some(cut) = last_boundary(&buf, quotes) {
-                self.carry = buf[cut..].to_vec();
+                self.carry.extend_from_slice(&buf[cut..]);
                 buf.truncate(cut);
                 return Ok(Some(Block {
                     bytes: buf,
                     last: false,
+                    home: Some(self.spare.0.clone()),
                 }));
             }
             if buf.len() > self.max_carry {
@@ -132,27 +156,20 @@ impl BlockCutter {
     /// Appends up to `target` bytes of the file to `buf`; sets `eof` when
     /// the file ends.
     fn fill(&mut self, buf: &mut Vec<u8>) -> Result<(), BlockError> {
-        let start = buf.len();
-        buf.resize(start + self.target, 0);
-        let mut filled = start;
-        while filled < buf.len() {
-            match self.file.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(BlockError::File(FileError::new(
-                        FileErrorCode::Io,
-                        format!("{}: {e}", self.name),
-                    )))
-                }
-            }
-        }
-        buf.truncate(filled);
-        self.bytes += (filled - start) as u64;
+        // Read straight into the buffer's spare room (no zeroing first);
+        // fewer bytes than asked for means the file ended.
+        buf.reserve(self.target);
+        let filled = (&mut self.file)
+            .take(self.target as u64)
+            .read_to_end(buf)
+            .map_err(|e| {
+                BlockError::File(FileError::new(
+                    FileErrorCode::Io,
+                    format!("{}: {e}", self.name),
+                ))
+            })?;
+        self.eof = filled < self.target;
+        self.bytes += filled as u64;
         Ok(())
     }
 }
@@ -324,6 +341,8 @@ impl OptimizedProcessor {
             let fields = columns.min(bytes.saturating_add(64) / records + 1);
             RecordBatch::with_capacity(records, fields, bytes.saturating_add(64))
         };
+        // Batches come back once their block is validated (see `streamed`).
+        let spare_batches = crossbeam_channel::bounded::<RecordBatch>(plan.in_flight + 1);
         let validator = Validator::new(&rules, &prelude.columns, prelude.date_order, false, true)
             .with_outputs(run.rows.is_some());
         let mut merger = ledgerline_session::merger_for(&rules, &prelude, run);
@@ -368,8 +387,13 @@ impl OptimizedProcessor {
             |work: &Work| match work {
                 Work::Parsed(batch) => Done::Parsed(validate(batch)),
                 Work::Raw(block) => {
-                    let mut batch = batch_for(block.bytes.len());
-                    match parse_block(block, delimiter, max_record, 1, &mut batch) {
+                    // A batch a finished block left (cleared by the parse),
+                    // else one sized for this block.
+                    let mut batch = spare_batches
+                        .1
+                        .try_recv()
+                        .unwrap_or_else(|_| batch_for(block.bytes.len()));
+                    let done = match parse_block(block, delimiter, max_record, 1, &mut batch) {
                         Ok(lines) => {
                             // Caught here rather than by the scheduler, so the
                             // merge can name the rows once it knows where the
@@ -391,7 +415,10 @@ impl OptimizedProcessor {
                             }
                         }
                         Err(e) => Done::Failed(e),
-                    }
+                    };
+                    // A full pool simply frees the batch.
+                    let _ = spare_batches.0.try_send(batch);
+                    done
                 }
             },
             |work: &Work| match work {
