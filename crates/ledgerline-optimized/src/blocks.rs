@@ -27,12 +27,12 @@ use ledgerline_core::{
 };
 use ledgerline_detect::{Detection, Format};
 use ledgerline_governor::Governor;
-use ledgerline_invoice::{read_prelude, ChunkResult, Rules, Validator};
+use ledgerline_invoice::{read_prelude, Rules, Validator};
 use ledgerline_read::CsvRangeParser;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
 use ledgerline_session::{self as session, check_cancel, row_range};
 
-use crate::{report_progress, schedule_error, OptimizedProcessor};
+use crate::{report_progress, schedule_error, OptimizedProcessor, SpareResults};
 
 /// Smallest block handed to a worker.
 const MIN_BLOCK: usize = 64 * 1024;
@@ -359,14 +359,8 @@ impl OptimizedProcessor {
             pipelined: true,
         };
         let cutter_ref = &mut cutter;
-        // Results come back to the workers once merged (see `streamed`).
-        let (spare_tx, spare_rx) = crossbeam_channel::bounded::<ChunkResult>(plan.in_flight + 1);
-        let validate = |batch: &RecordBatch| {
-            run.before_chunk(batch);
-            let mut result = spare_rx.try_recv().unwrap_or_default();
-            validator.validate_into(batch, &mut result);
-            result
-        };
+        let spare = SpareResults::new(plan.in_flight);
+        let validate = |batch: &RecordBatch| spare.validate(&validator, run, batch);
         let bytes_read = AtomicU64::new(0);
         let governor_ref = &governor;
         let result = run_ordered(
@@ -430,15 +424,11 @@ impl OptimizedProcessor {
             },
             |done| {
                 match done {
-                    Done::Parsed(mut result) => {
-                        merger.merge(&mut result);
-                        let _ = spare_tx.try_send(result);
-                    }
+                    Done::Parsed(result) => spare.merge(&mut merger, result),
                     Done::Raw(mut result, lines) => {
                         result.shift_rows(line_offset);
                         line_offset += lines;
-                        merger.merge(&mut result);
-                        let _ = spare_tx.try_send(result);
+                        spare.merge(&mut merger, result);
                     }
                     Done::Panicked {
                         first,

@@ -51,10 +51,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use ledgerline_core::{FileError, FileErrorCode, FileProcessor, Report, RunContext, Settings};
+use ledgerline_core::{
+    FileError, FileErrorCode, FileProcessor, RecordBatch, Report, RunContext, Settings,
+};
 use ledgerline_detect::Format;
 use ledgerline_governor::Governor;
-use ledgerline_invoice::{Merger, Rules};
+use ledgerline_invoice::{ChunkResult, Merger, Rules, Validator};
 use ledgerline_scheduler::ScheduleError;
 use ledgerline_session::{self as session, check_cancel, guarded};
 
@@ -109,6 +111,43 @@ impl OptimizedProcessor {
     pub fn with_sequential_below(mut self, bytes: u64) -> OptimizedProcessor {
         self.sequential_below = bytes;
         self
+    }
+}
+
+/// Chunk results on their way back from the merge to the workers: each is
+/// refilled for a later chunk ([`Validator::validate_into`]) instead of
+/// allocated afresh, so steady state touches no fresh memory.
+struct SpareResults {
+    tx: crossbeam_channel::Sender<ChunkResult>,
+    rx: crossbeam_channel::Receiver<ChunkResult>,
+}
+
+impl SpareResults {
+    /// Room for `in_flight` results and one; past that, a merged result is
+    /// freed.
+    fn new(in_flight: usize) -> SpareResults {
+        let (tx, rx) = crossbeam_channel::bounded(in_flight + 1);
+        SpareResults { tx, rx }
+    }
+
+    /// Runs the run's chunk hook, then validates `batch` into a spare
+    /// result (a new one when none is back yet).
+    fn validate(
+        &self,
+        validator: &Validator<'_>,
+        run: &RunContext,
+        batch: &RecordBatch,
+    ) -> ChunkResult {
+        run.before_chunk(batch);
+        let mut result = self.rx.try_recv().unwrap_or_default();
+        validator.validate_into(batch, &mut result);
+        result
+    }
+
+    /// Merges `result` and keeps it for a later chunk.
+    fn merge(&self, merger: &mut Merger, mut result: ChunkResult) {
+        merger.merge(&mut result);
+        let _ = self.tx.try_send(result);
     }
 }
 

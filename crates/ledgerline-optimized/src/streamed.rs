@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use ledgerline_core::{FileError, RecordBatch, Report, RunContext};
 use ledgerline_governor::Governor;
-use ledgerline_invoice::{ChunkResult, Rules};
+use ledgerline_invoice::Rules;
 use ledgerline_read::RecordReader;
 use ledgerline_scheduler::{run_ordered, Config, ScheduleError};
 use ledgerline_session::{self as session, check_cancel, row_range, Session};
 
-use crate::{report_progress, schedule_error, OptimizedProcessor};
+use crate::{report_progress, schedule_error, OptimizedProcessor, SpareResults};
 
 impl OptimizedProcessor {
     /// Runs a file through `reader`: the prelude, then on the calling
@@ -77,13 +77,8 @@ impl OptimizedProcessor {
         // and results to the workers once merged, so both are refilled in
         // warm buffers instead of fresh memory the kernel must zero.
         let (pool_tx, pool_rx) = crossbeam_channel::bounded::<RecordBatch>(plan.in_flight + 1);
-        let (spare_tx, spare_rx) = crossbeam_channel::bounded::<ChunkResult>(plan.in_flight + 1);
-        let work = |batch: &RecordBatch| {
-            run.before_chunk(batch);
-            let mut result = spare_rx.try_recv().unwrap_or_default();
-            validator.validate_into(batch, &mut result);
-            result
-        };
+        let spare = SpareResults::new(plan.in_flight);
+        let work = |batch: &RecordBatch| spare.validate(&validator, run, batch);
         let result = {
             run_ordered(
                 &config,
@@ -114,10 +109,8 @@ impl OptimizedProcessor {
                 },
                 |item: &Pooled| work(&item.batch),
                 |item: &Pooled| row_range(&item.batch),
-                |mut result| {
-                    merger.merge(&mut result);
-                    // A full pool simply frees the result.
-                    let _ = spare_tx.try_send(result);
+                |result| {
+                    spare.merge(&mut merger, result);
                     chunks += 1;
                     report_progress(run, &bytes_read, &merger);
                     Ok(())
