@@ -1,7 +1,7 @@
 //! `cargo xtask hostile`: hostile inputs (issue 9, "Bounded resources")
 //! generated on the fly into `target/hostile/` (never committed), each run
 //! through the release `ledgerline process FILE --json` with every
-//! processor (standard, optimized levels 2 and 3), measuring the
+//! processor (standard, optimized levels 1, 2 and 3), measuring the
 //! child's peak resident memory (`ru_maxrss`) and wall time.
 //!
 //! It fails when a run crashes or ends with another result than expected,
@@ -42,8 +42,10 @@ const LINE: &[u8] = b"INV-1,2024-01-02,C1,1,2.50,EUR\n";
 const MIB: u64 = 1 << 20;
 
 /// The processors every input runs through: label and extra arguments.
-const PROCESSORS: [(&str, &[&str]); 3] = [
+/// Levels 2–3 parse plain CSV in blocks, level 1 on the reader thread.
+const PROCESSORS: [(&str, &[&str]); 4] = [
     ("standard", &["--processor", "standard"]),
+    ("optimized-1", &["--processor", "optimized", "--level", "1"]),
     ("optimized-2", &["--processor", "optimized", "--level", "2"]),
     ("optimized-3", &["--processor", "optimized", "--level", "3"]),
 ];
