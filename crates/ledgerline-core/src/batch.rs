@@ -407,33 +407,19 @@ impl<'a> Record<'a> {
     /// The bytes of field `j` (empty when `j` is out of range).
     #[inline]
     pub fn field(&self, j: usize) -> &'a [u8] {
-        let k = self.start + j;
-        if k >= self.end {
-            return &[];
-        }
-        let from = if k == 0 {
-            0
-        } else {
-            self.batch.ends[k - 1] as usize + 1
-        };
-        &self.batch.data[from..self.batch.ends[k] as usize]
+        self.cells().get(j).1
     }
 
     /// The kind of field `j`.
     #[inline]
     pub fn kind(&self, j: usize) -> CellKind {
-        self.batch
-            .kinds
-            .get(self.start + j)
-            .copied()
-            .filter(|_| j < self.len())
-            .unwrap_or_default()
+        self.cells().get(j).0
     }
 
     /// The kind and bytes of field `j`.
     #[inline]
     pub fn cell(&self, j: usize) -> (CellKind, &'a [u8]) {
-        (self.kind(j), self.field(j))
+        self.cells().get(j)
     }
 
     /// The bytes of every field of the record, each but the last followed by

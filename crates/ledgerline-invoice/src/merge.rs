@@ -260,8 +260,12 @@ impl Merger {
             return;
         }
         self.expected_rows = None;
-        let per_row = self.anchors.len() as f64 / self.candidates as f64;
-        let expected = (rows as f64 * per_row).min(rows as f64) as usize;
+        // The invoices per candidate so far, times the rows expected (in
+        // integers: a count, and no float near the money).
+        let expected = (u128::from(rows) * self.anchors.len() as u128
+            / u128::from(self.candidates))
+        .min(u128::from(rows));
+        let expected = usize::try_from(expected).unwrap_or(usize::MAX);
         self.anchors
             .reserve(expected.saturating_sub(self.anchors.len()));
     }
